@@ -1,0 +1,99 @@
+/** Options every command shares, and turning them into a ready SecretClient. */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { AuthError, LocalFileError, UsageError } from '../errors.js';
+import type { Deps } from '../deps.js';
+import type { SecretClient } from '../ozone/client.js';
+
+export interface ConnectionOptions {
+  endpoint?: string | undefined;
+  cluster?: string | undefined;
+  spn?: string | undefined;
+  keytab?: string | undefined;
+  principal?: string | undefined;
+  cacert?: string | undefined;
+  insecure?: boolean | undefined;
+  timeout?: number | undefined;
+  retries?: number | undefined;
+  verbose?: boolean | undefined;
+}
+
+export const DEFAULT_TIMEOUT_SECONDS = 30;
+export const DEFAULT_RETRIES = 2;
+
+export function makeTrace(opts: ConnectionOptions, deps: Deps): ((line: string) => void) | undefined {
+  return opts.verbose ? (line) => deps.io.err(`* ${line}\n`) : undefined;
+}
+
+/** Where to connect: --endpoint, then OZS3_ENDPOINT. */
+export function resolveEndpoint(opts: ConnectionOptions, deps: Deps): string {
+  const endpoint = opts.endpoint ?? deps.env.OZS3_ENDPOINT;
+  if (endpoint === undefined || endpoint === '') {
+    throw new UsageError('no endpoint: give --endpoint URL or set OZS3_ENDPOINT', {
+      hint: 'e.g. --endpoint https://s3g.example.com:19879 (Ozone 2.x web admin port; 9879 on Ozone 1.4)',
+    });
+  }
+  return endpoint;
+}
+
+async function readCaFile(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new LocalFileError('CACERT_UNREADABLE', `cannot read ${what} ${path} (${code})`, { cause: error });
+  }
+}
+
+/** Validates the options, sets up keytab login and TLS, and opens one dispatcher for the run. */
+export async function openSecretClient(opts: ConnectionOptions, deps: Deps, connections = 1): Promise<SecretClient> {
+  const { normalizeEndpoint, SecretClient } = await import('../ozone/client.js');
+  const { prepareKeytabLogin, resolveServiceName } = await import('../auth/spnego.js');
+  const trace = makeTrace(opts, deps);
+  const endpoint = normalizeEndpoint(resolveEndpoint(opts, deps));
+  const service = resolveServiceName(opts.spn, endpoint.hostname);
+
+  let keytab = opts.keytab ?? deps.env.KRB5_CLIENT_KTNAME;
+  if (keytab === '') keytab = undefined;
+  if (opts.keytab !== undefined) {
+    const path = opts.keytab.replace(/^FILE:/, '');
+    try {
+      await readFile(resolve(deps.cwd, path));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'error';
+      throw new AuthError('KRB_KEYTAB_UNREADABLE', `cannot read keytab ${opts.keytab} (${code})`, { cause: error });
+    }
+  }
+  if (keytab !== undefined) {
+    prepareKeytabLogin(deps.env, { keytab, principal: opts.principal }, deps.cwd);
+    trace?.(`kerberos: logging in from keytab ${keytab}${opts.principal ? ` as ${opts.principal}` : ''} into a private in-memory cache`);
+  }
+  trace?.(`kerberos: service principal ${service}`);
+
+  const timeoutMs = Math.round((opts.timeout ?? DEFAULT_TIMEOUT_SECONDS) * 1000);
+  let dispatcher = deps.dispatcher;
+  if (!dispatcher) {
+    const connect: Record<string, unknown> = {};
+    if (opts.cacert !== undefined) {
+      const { rootCertificates } = await import('node:tls');
+      const extra = deps.env.NODE_EXTRA_CA_CERTS ? [await readCaFile(deps.env.NODE_EXTRA_CA_CERTS, 'NODE_EXTRA_CA_CERTS file')] : [];
+      connect.ca = [...rootCertificates, ...extra, await readCaFile(resolve(deps.cwd, opts.cacert), '--cacert file')];
+    }
+    if (opts.insecure) {
+      connect.rejectUnauthorized = false;
+      deps.io.err('ozs3: warning: --insecure: the TLS certificate of the endpoint is not verified\n');
+    }
+    const { Agent } = await import('undici');
+    dispatcher = new Agent({ connections, connect, connectTimeout: timeoutMs });
+  }
+  return new SecretClient({
+    endpoint,
+    service,
+    principal: opts.principal,
+    keytab,
+    timeoutMs,
+    retries: opts.retries ?? DEFAULT_RETRIES,
+    dispatcher,
+    trace,
+  });
+}

@@ -1,0 +1,83 @@
+/** argv → exit code. Builds the program, runs it, prints any error once, maps it to the exit table. */
+import { homedir } from 'node:os';
+import { CommanderError } from 'commander';
+import { ExitCode, Ozs3Error, sanitizeText } from './errors.js';
+import { createProcessIO, decideColor, type IO } from './io.js';
+import { buildProgram } from './program.js';
+import type { Deps } from './deps.js';
+
+export async function main(argv: string[], overrides: Partial<Deps> = {}): Promise<number> {
+  const io = overrides.io ?? createProcessIO();
+  const env = overrides.env ?? process.env;
+  const verbose = argv.includes('-v') || argv.includes('--verbose');
+  if (argv.includes('--no-color')) io.colorEnabled = false;
+  else io.colorEnabled = decideColor(env, io.stderrIsTTY, undefined);
+
+  let exitCode: number = ExitCode.ok;
+  let usageHint = 'ozs3 --help';
+  const program = buildProgram({
+    deps: () => ({ io, env, cwd: overrides.cwd ?? process.cwd(), homedir: overrides.homedir ?? homedir(), dispatcher: overrides.dispatcher }),
+    setExitCode: (code) => {
+      exitCode = code;
+    },
+  });
+  program.exitOverride();
+  program.configureOutput({
+    writeOut: (text) => io.out(text),
+    writeErr: (text) => io.err(text),
+    // Commander's own usage errors, reworded into our one-line shape (hint printed below).
+    outputError: (text, write) => write(`ozs3: ${text.replace(/^error: /, '').trimEnd()}\n`),
+  });
+  for (const cmd of program.commands) {
+    cmd.exitOverride();
+    cmd.configureOutput(program.configureOutput());
+    cmd.hook('preAction', () => {
+      usageHint = `ozs3 ${cmd.name()} --help`;
+    });
+  }
+  const sub = program.commands.find((c) => argv.includes(c.name()) || c.aliases().some((a) => argv.includes(a)));
+  if (sub) usageHint = `ozs3 ${sub.name()} --help`;
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return ExitCode.ok;
+      // Bare `ozs3` prints help to stderr: a usage error.
+      if (error.code !== 'commander.help' && error.code !== 'commander.executeSubCommandAsync') {
+        await printHint(io, `see '${usageHint}'`);
+      }
+      return ExitCode.usage;
+    }
+    return reportError(error, io, verbose);
+  }
+}
+
+async function paint(io: IO) {
+  if (!io.colorEnabled) return { red: (s: string) => s, yellow: (s: string) => s };
+  const { Chalk } = await import('chalk');
+  const chalk = new Chalk({ level: 1 });
+  return { red: (s: string) => chalk.red.bold(s), yellow: (s: string) => chalk.yellow(s) };
+}
+
+async function printHint(io: IO, hint: string): Promise<void> {
+  const { yellow } = await paint(io);
+  io.err(`${yellow('hint:')} ${hint}\n`);
+}
+
+/** The one place errors are printed: `ozs3: <what happened>` and an optional `hint:` line. */
+export async function reportError(error: unknown, io: IO, verbose: boolean): Promise<number> {
+  const { red, yellow } = await paint(io);
+  if (error instanceof Ozs3Error) {
+    io.err(`${red('ozs3:')} ${sanitizeText(error.message, 2000)}\n`);
+    if (error.hint) io.err(`${yellow('hint:')} ${sanitizeText(error.hint, 2000)}\n`);
+    if (verbose && error.cause instanceof Error) io.err(`* cause: ${sanitizeText(error.cause.message, 2000)}\n`);
+    return error.exitCode;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  io.err(`${red('ozs3:')} internal error: ${sanitizeText(message, 2000)}\n`);
+  if (verbose && error instanceof Error && error.stack) io.err(`${error.stack}\n`);
+  else io.err(`${yellow('hint:')} this is a bug in ozs3; run again with --verbose for details and report it\n`);
+  return ExitCode.internal;
+}
