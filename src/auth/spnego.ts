@@ -157,7 +157,7 @@ export function mapGssError(error: unknown, opts: Pick<SpnegoOptions, 'service' 
       hint: 'check the [realms] section of krb5.conf (KRB5_CONFIG) and that the KDC is reachable',
     });
   }
-  if (opts.keytab && /keytab|Key table|no suitable keys|not found in Kerberos database|Client .* not found|Preauthentication failed|Password incorrect/i.test(reason)) {
+  if (opts.keytab && /keytab|Key table|no suitable keys|not found in Kerberos database|Client .* not found|Preauthentication failed|Password incorrect|No credentials were supplied|cannot find mechanisms/i.test(reason)) {
     return new AuthError('KRB_KEYTAB_LOGIN_FAILED', `cannot log in from keytab ${opts.keytab}${opts.principal ? ` as ${opts.principal}` : ''} (${reason})`, {
       ...cause,
       hint: 'check with: klist -kt <keytab>; the principal must be in the keytab and its key version current',

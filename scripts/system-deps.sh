@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ozs3's build, demo and tests need. Run as root (or with sudo).
+#   libkrb5-dev            headers for the native `kerberos` addon (built from source by npm ci)
+#   krb5-kdc krb5-admin-server krb5-user   a throwaway MIT KDC for the demo and tests, kinit/klist
+#   apache2 libapache2-mod-auth-gssapi     an independent SPNEGO acceptor for interop tests
+#   awscli python3-boto3   the real AWS readers for interop tests
+#   curl                   `curl --negotiate`, the reference client
+set -euo pipefail
+packages=(libkrb5-dev krb5-kdc krb5-admin-server krb5-user curl awscli python3-boto3 apache2 libapache2-mod-auth-gssapi python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system packages: all present"
+  exit 0
+fi
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "need root to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts apache2 and krb5-kdc as system services on install; the tests run their own.
+$SUDO sh -c 'service apache2 stop; service krb5-kdc stop; service krb5-admin-server stop' >/dev/null 2>&1 || true
+echo "system packages: installed ${missing[*]}"

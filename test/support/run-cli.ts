@@ -1,0 +1,50 @@
+/**
+ * Runs the built CLI as a user would: a subprocess, no terminal, a controlled env.
+ * The suite's `npm test` builds first; a missing build fails loudly.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const BIN = fileURLToPath(new URL('../../bin/ozs3', import.meta.url));
+const DIST = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export interface RunOptions {
+  env: Record<string, string>;
+  input?: string;
+  cwd?: string;
+  timeoutMs?: number;
+}
+
+export function assertBuilt(): void {
+  if (!existsSync(DIST)) throw new Error(`${DIST} is missing: run 'npm run build' (npm test does it first)`);
+}
+
+export async function runCli(args: string[], opts: RunOptions): Promise<CliResult> {
+  assertBuilt();
+  const started = performance.now();
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: opts.env,
+    cwd: opts.cwd,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  child.stdin.end(opts.input ?? '');
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.once('close', (c, s) => resolve([c, s])),
+  );
+  clearTimeout(timer);
+  return { code, signal, stdout, stderr, ms: performance.now() - started };
+}
