@@ -50,7 +50,7 @@ export async function main(argv: string[], overrides: Partial<Deps> = {}): Promi
       }
       return ExitCode.usage;
     }
-    return reportError(error, io, verbose);
+    return reportError(error, io, verbose, usageHint);
   }
 }
 
@@ -67,11 +67,12 @@ async function printHint(io: IO, hint: string): Promise<void> {
 }
 
 /** The one place errors are printed: `ozs3: <what happened>` and an optional `hint:` line. */
-export async function reportError(error: unknown, io: IO, verbose: boolean): Promise<number> {
+export async function reportError(error: unknown, io: IO, verbose: boolean, usageHint = 'ozs3 --help'): Promise<number> {
   const { red, yellow } = await paint(io);
   if (error instanceof Ozs3Error) {
     io.err(`${red('ozs3:')} ${sanitizeText(error.message, 2000)}\n`);
-    if (error.hint) io.err(`${yellow('hint:')} ${sanitizeText(error.hint, 2000)}\n`);
+    const hint = error.hint ?? (error.code === 'USAGE' ? `see '${usageHint}'` : undefined);
+    if (hint) io.err(`${yellow('hint:')} ${sanitizeText(hint, 2000)}\n`);
     if (verbose && error.cause instanceof Error) io.err(`* cause: ${sanitizeText(error.cause.message, 2000)}\n`);
     return error.exitCode;
   }
