@@ -52,7 +52,9 @@ export function buildProgram(hooks: ProgramHooks): Command {
     .version(VERSION, '--version', 'print the version')
     .helpOption('-h, --help', 'show help')
     .addHelpCommand('help [command]', 'show help for a command')
-    .showSuggestionAfterError(true);
+    .showSuggestionAfterError(true)
+    // Fixed width, so the help pre-rendered at build time is what commander would print.
+    .configureHelp({ helpWidth: 80 });
   addSharedOptions(program);
   program.addHelpText(
     'after',
@@ -119,6 +121,6 @@ Examples:
   ozs3 revokesecret --yes --write-aws --profile ozone`,
   );
 
-  program.addCommand(getsecret).addCommand(revokesecret);
+  for (const cmd of [getsecret, revokesecret]) program.addCommand(cmd.configureHelp({ helpWidth: 80 }));
   return program;
 }

@@ -73,18 +73,18 @@ export async function openSecretClient(opts: ConnectionOptions, deps: Deps, conn
   const timeoutMs = Math.round((opts.timeout ?? DEFAULT_TIMEOUT_SECONDS) * 1000);
   let dispatcher = deps.dispatcher;
   if (!dispatcher) {
-    const connect: Record<string, unknown> = {};
+    const tls: { ca?: string[]; rejectUnauthorized?: boolean } = {};
     if (opts.cacert !== undefined) {
       const { rootCertificates } = await import('node:tls');
       const extra = deps.env.NODE_EXTRA_CA_CERTS ? [await readCaFile(deps.env.NODE_EXTRA_CA_CERTS, 'NODE_EXTRA_CA_CERTS file')] : [];
-      connect.ca = [...rootCertificates, ...extra, await readCaFile(resolve(deps.cwd, opts.cacert), '--cacert file')];
+      tls.ca = [...rootCertificates, ...extra, await readCaFile(resolve(deps.cwd, opts.cacert), '--cacert file')];
     }
     if (opts.insecure) {
-      connect.rejectUnauthorized = false;
+      tls.rejectUnauthorized = false;
       deps.io.err('ozs3: warning: --insecure: the TLS certificate of the endpoint is not verified\n');
     }
-    const { Agent } = await import('undici');
-    dispatcher = new Agent({ connections, connect, connectTimeout: timeoutMs });
+    const { createDispatcher } = await import('../http/dispatcher.js');
+    dispatcher = await createDispatcher({ connections, connectTimeoutMs: timeoutMs, tls, env: deps.env });
   }
   return new SecretClient({
     endpoint,

@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { createDispatcher, proxyConfigured } from '../../src/http/dispatcher.js';
+
+describe('the cheap undici entry points ozs3 reaches into', () => {
+  it('is pinned to the exact undici version whose lib/ layout it was written against', () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+    expect(pkg.dependencies.undici).toMatch(/^\d+\.\d+\.\d+$/);
+    const installed = JSON.parse(readFileSync(new URL('../../node_modules/undici/package.json', import.meta.url), 'utf8'));
+    expect(installed.version).toBe(pkg.dependencies.undici);
+  });
+
+  it('gives an Agent with request(), without a proxy', async () => {
+    const agent = await createDispatcher({ connections: 1, connectTimeoutMs: 1000, tls: {}, env: {} });
+    expect(agent.constructor.name).toBe('Agent');
+    expect(typeof agent.request).toBe('function');
+    await agent.close();
+  });
+
+  it('gives the env proxy agent when HTTPS_PROXY or HTTP_PROXY is set', async () => {
+    const env = { HTTPS_PROXY: 'http://127.0.0.1:3128', NO_PROXY: 'localhost' };
+    expect(proxyConfigured(env)).toBe(true);
+    expect(proxyConfigured({ NO_PROXY: 'x' })).toBe(false);
+    const agent = await createDispatcher({ connections: 1, connectTimeoutMs: 1000, tls: {}, env });
+    expect(agent.constructor.name).toBe('EnvHttpProxyAgent');
+    await agent.close();
+  });
+});
