@@ -25,15 +25,30 @@ export function makeTrace(opts: ConnectionOptions, deps: Deps): ((line: string) 
   return opts.verbose ? (line) => deps.io.err(`* ${line}\n`) : undefined;
 }
 
-/** Where to connect: --endpoint, then OZS3_ENDPOINT. */
-export function resolveEndpoint(opts: ConnectionOptions, deps: Deps): string {
-  const endpoint = opts.endpoint ?? deps.env.OZS3_ENDPOINT;
-  if (endpoint === undefined || endpoint === '') {
-    throw new UsageError('no endpoint: give --endpoint URL or set OZS3_ENDPOINT', {
+/**
+ * Fills in what the flags left open from OZS3_ENDPOINT, the --cluster preset and ozone-site.xml
+ * (see config/settings.ts). Flags always win.
+ */
+export async function applySettings<T extends ConnectionOptions & { region?: string | undefined; s3Endpoint?: string | undefined }>(
+  opts: T,
+  deps: Deps,
+): Promise<T & { endpointSource?: string | undefined }> {
+  const { resolveSettings } = await import('../config/settings.js');
+  const settings = await resolveSettings(opts, deps);
+  if (!settings.endpoint) {
+    throw new UsageError('no endpoint: give --endpoint URL, set OZS3_ENDPOINT, or name a --cluster preset', {
       hint: 'e.g. --endpoint https://s3g.example.com:19879 (Ozone 2.x web admin port; 9879 on Ozone 1.4)',
     });
   }
-  return endpoint;
+  return {
+    ...opts,
+    endpoint: settings.endpoint,
+    endpointSource: settings.endpointSource,
+    spn: opts.spn ?? settings.spn,
+    cacert: opts.cacert ?? settings.cacert,
+    region: opts.region ?? settings.region,
+    s3Endpoint: opts.s3Endpoint ?? settings.s3Endpoint,
+  };
 }
 
 async function readCaFile(path: string, what: string): Promise<string> {
@@ -50,7 +65,9 @@ export async function openSecretClient(opts: ConnectionOptions, deps: Deps, conn
   const { normalizeEndpoint, SecretClient } = await import('../ozone/client.js');
   const { prepareKeytabLogin, resolveServiceName } = await import('../auth/spnego.js');
   const trace = makeTrace(opts, deps);
-  const endpoint = normalizeEndpoint(resolveEndpoint(opts, deps));
+  if (!opts.endpoint) throw new UsageError('no endpoint: give --endpoint URL or set OZS3_ENDPOINT');
+  const endpoint = normalizeEndpoint(opts.endpoint);
+  trace?.(`endpoint ${endpoint.href}${(opts as { endpointSource?: string }).endpointSource ? ` (from ${(opts as { endpointSource?: string }).endpointSource})` : ''}`);
   const service = resolveServiceName(opts.spn, endpoint.hostname);
 
   let keytab = opts.keytab ?? deps.env.KRB5_CLIENT_KTNAME;

@@ -4,7 +4,7 @@ import type { Deps } from '../deps.js';
 import type { SecretClient } from '../ozone/client.js';
 import type { S3Secret } from '../ozone/response.js';
 import { formatJsonLine, formatLabelled, formatSecret, type SecretFormat, type SecretOutcome } from '../format/secret.js';
-import { openSecretClient, type ConnectionOptions } from './connect.js';
+import { applySettings, openSecretClient, type ConnectionOptions } from './connect.js';
 import { mapConcurrent, resolveUsers } from './users.js';
 import { createProgress, reportFailure, firstFailureCode, maskSecret } from './batch.js';
 
@@ -68,8 +68,9 @@ export async function obtainSecret(client: SecretClient, user: string | undefine
   }
 }
 
-export async function runGetSecret(opts: GetSecretOptions, deps: Deps): Promise<number> {
-  const format = checkFlags(opts);
+export async function runGetSecret(flags: GetSecretOptions, deps: Deps): Promise<number> {
+  const format = checkFlags(flags);
+  const opts = await applySettings(flags, deps);
   const users = await resolveUsers(opts.user, opts.usersFile, deps);
   const ifExists = opts.ifExists ?? 'fail';
   if (opts.writeAws && users.length > 1) {

@@ -2,7 +2,7 @@
 import { Ozs3Error, UsageError, sanitizeText } from '../errors.js';
 import type { Deps } from '../deps.js';
 import type { SecretOutcome } from '../format/secret.js';
-import { openSecretClient, type ConnectionOptions } from './connect.js';
+import { applySettings, openSecretClient, type ConnectionOptions } from './connect.js';
 import { mapConcurrent, resolveUsers } from './users.js';
 import { createProgress, firstFailureCode, reportFailure } from './batch.js';
 import { DEFAULT_CONCURRENCY } from './getsecret.js';
@@ -25,8 +25,9 @@ async function confirm(users: string[], deps: Deps): Promise<void> {
   if (!/^\s*y(es)?\s*$/i.test(answer)) throw new UsageError('not revoked: not confirmed', {}, 'NOT_CONFIRMED');
 }
 
-export async function runRevokeSecret(opts: RevokeSecretOptions, deps: Deps): Promise<number> {
-  if (opts.profile !== undefined && !opts.writeAws) throw new UsageError('--profile only goes with --write-aws');
+export async function runRevokeSecret(flags: RevokeSecretOptions, deps: Deps): Promise<number> {
+  if (flags.profile !== undefined && !flags.writeAws) throw new UsageError('--profile only goes with --write-aws');
+  const opts = await applySettings(flags, deps);
   const users = await resolveUsers(opts.user, opts.usersFile, deps);
   if (opts.writeAws && users.length > 1) throw new UsageError('--write-aws edits one profile: name at most one user');
   if (!opts.yes) await confirm(users, deps);
