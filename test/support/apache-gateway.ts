@@ -1,0 +1,451 @@
+/**
+ * An independent SPNEGO acceptor for the Ozone `/secret` contract: Apache httpd + mod_auth_gssapi
+ * does the Kerberos/SPNEGO acceptance (and sends the mutual-auth `WWW-Authenticate: Negotiate
+ * <token>` itself), and ozone-secret.cgi.py (Python stdlib) implements spec/ozone-endpoint.md
+ * behind it. Nothing here shares code with the project's own gateway-server.mjs (Node `kerberos`).
+ *
+ *   await using gw = await startApacheGateway(realm, { admins: ['admin'] });
+ *   // curl --negotiate -u : -X PUT ${gw.url}/secret
+ *
+ * Everything lives in a temp dir inside realm.dir: httpd.conf, the service keytab (a copy),
+ * logs, pid file, mutexes, the replay cache, the CGI and its JSON store. Debian's apache2.conf and
+ * envvars are never read. As root, httpd's children run as nobody (#65534), so that dir and the
+ * files they need are handed to that uid; as any other user, httpd simply runs as that user.
+ * Throws (never skips) when apache2 or mod_auth_gssapi is missing.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { withEnv, type Realm } from './realm.js';
+
+export interface ApacheGatewayOptions {
+  /** S3 admins (ozone.s3.administrators): full principals or short names; '*' means everyone. */
+  admins?: string[];
+  /** Service principals put in Apache's keytab; default ['HTTP/localhost'] (created when missing). */
+  servicePrincipals?: string[];
+}
+
+/** One line of the CGI's own log: every request that got past mod_auth_gssapi. */
+export interface CgiLogEntry {
+  method: string;
+  uri: string;
+  caller: string;
+  user?: string;
+  status: string;
+  time: number;
+}
+
+export interface ApacheGateway extends AsyncDisposable {
+  /** http://localhost:<port> (the host name of the HTTP/localhost service principal). */
+  readonly url: string;
+  readonly port: number;
+  /** pid of the httpd parent. */
+  readonly pid: number;
+  /** The temp dir holding httpd.conf, logs, the keytab copy and the store. */
+  readonly dir: string;
+  readonly keytab: string;
+  readonly storePath: string;
+  /** The secret store as the CGI sees it: {user: secret}. */
+  secrets(): Promise<Record<string, string>>;
+  /** Replaces the store (for setting up state); keeps the file's owner so the CGI can still write it. */
+  setSecrets(data: Record<string, string>): Promise<void>;
+  /** httpd's access log: `METHOD URI+QUERY STATUS REMOTE_USER` per request, 401 challenges included. */
+  accessLog(): Promise<string[]>;
+  /** The CGI's log of authenticated requests it handled. */
+  cgiLog(): Promise<CgiLogEntry[]>;
+  errorLog(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+const DEBIAN_PACKAGES = 'apache2 libapache2-mod-auth-gssapi';
+const HTTPD_CANDIDATES = ['/usr/sbin/apache2', '/usr/sbin/httpd', '/usr/local/apache2/bin/httpd'];
+const MODULE_DIRS = ['/usr/lib/apache2/modules', '/usr/lib64/httpd/modules', '/usr/local/apache2/modules'];
+const PYTHON = '/usr/bin/python3';
+/** nobody/nogroup: httpd refuses to serve as root, so its children switch to this when we are root. */
+const RUN_AS_ID = 65534;
+
+export const CGI_SOURCE_PATH = fileURLToPath(new URL('./ozone-secret.cgi.py', import.meta.url));
+
+const liveServers = new Map<number, ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    // SIGTERM, not SIGKILL: httpd then stops its prefork children too (a killed parent orphans them).
+    for (const [pid, child] of liveServers) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+      child.stdin?.end();
+    }
+  });
+}
+
+interface Installation {
+  httpd: string;
+  moduleDir: string;
+}
+
+function findInstallation(): Installation {
+  const httpd = HTTPD_CANDIDATES.find((p) => existsSync(p));
+  const moduleDir = MODULE_DIRS.find((d) => existsSync(join(d, 'mod_auth_gssapi.so')));
+  const missing: string[] = [];
+  if (!httpd) missing.push('apache2 (httpd binary)');
+  if (!moduleDir) missing.push('mod_auth_gssapi.so');
+  if (!existsSync(PYTHON)) missing.push(PYTHON);
+  if (missing.length > 0) {
+    throw new Error(
+      `Apache httpd with mod_auth_gssapi is needed for the independent-acceptor tests; missing: ${missing.join(', ')}. ` +
+        `Install the Debian packages: apt-get install -y ${DEBIAN_PACKAGES} python3`,
+    );
+  }
+  return { httpd: httpd!, moduleDir: moduleDir! };
+}
+
+/** Modules compiled into the binary (Debian: core, so, watchdog, http_core, log_config, logio, version, unixd). */
+async function staticModules(httpd: string): Promise<Set<string>> {
+  const out = await new Promise<string>((resolve) => {
+    const child = spawn(httpd, ['-l'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let text = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (c: string) => (text += c));
+    child.once('error', () => resolve(''));
+    child.once('close', () => resolve(text));
+  });
+  return new Set([...out.matchAll(/^\s*(mod_\w+)\.c\s*$/gm)].map((m) => m[1]!));
+}
+
+async function freePort(): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+function tcpAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** A config value in double quotes, as httpd's tokenizer reads it. */
+function q(value: string): string {
+  if (/["\n\\]/.test(value)) throw new Error(`unsupported character in httpd.conf value: ${value}`);
+  return `"${value}"`;
+}
+
+function httpdConf(o: {
+  dir: string;
+  port: number;
+  moduleDir: string;
+  loaded: string[];
+  asRoot: boolean;
+  keytab: string;
+  rcacheDir: string;
+  cgi: string;
+  store: string;
+  cgiLog: string;
+  admins: string[];
+}): string {
+  const { dir } = o;
+  return [
+    '# Generated by test/support/apache-gateway.ts — not Debian\'s apache2.conf.',
+    `ServerRoot ${q(dir)}`,
+    `DefaultRuntimeDir ${q(join(dir, 'run'))}`,
+    `PidFile ${q(join(dir, 'run', 'httpd.pid'))}`,
+    `Mutex file:${join(dir, 'run')} default`,
+    ...o.loaded.map((m) => `LoadModule ${m}_module ${q(join(o.moduleDir, `mod_${m}.so`))}`),
+    ...(o.asRoot ? [`User #${RUN_AS_ID}`, `Group #${RUN_AS_ID}`] : []),
+    `Listen 127.0.0.1:${o.port}`,
+    'ServerName localhost',
+    'ServerTokens Prod',
+    'ServerSignature Off',
+    'TraceEnable Off',
+    'KeepAlive On',
+    'Timeout 20',
+    'StartServers 2',
+    'MinSpareServers 2',
+    'MaxSpareServers 6',
+    'MaxRequestWorkers 16',
+    // An Ozone principal such as testuser/scm@EXAMPLE.COM travels as one %2F-encoded segment.
+    'AllowEncodedSlashes NoDecode',
+    `ErrorLog ${q(join(dir, 'logs', 'error.log'))}`,
+    'LogLevel warn auth_gssapi:info',
+    'LogFormat "%m %U%q %>s %u" ozs3',
+    `CustomLog ${q(join(dir, 'logs', 'access.log'))} ozs3`,
+    `DocumentRoot ${q(join(dir, 'htdocs'))}`,
+    '<Directory />',
+    '  AllowOverride None',
+    '  Require all denied',
+    '</Directory>',
+    // mod_cgi looks PATH_INFO up under DocumentRoot for PATH_TRANSLATED: an empty dir, allowed, so
+    // that lookup does not log "client denied" on every /secret/{user} request.
+    `<Directory ${q(join(dir, 'htdocs'))}>`,
+    '  Require all granted',
+    '</Directory>',
+    `<Directory ${q(join(dir, 'cgi-bin'))}>`,
+    '  Options +ExecCGI',
+    '  Require all granted',
+    '</Directory>',
+    `ScriptAlias /secret ${q(o.cgi)}`,
+    '<Location /secret>',
+    '  AuthType GSSAPI',
+    '  AuthName "Ozone S3 secret"',
+    `  GssapiCredStore keytab:${o.keytab}`,
+    '  GssapiAllowedMech krb5',
+    '  GssapiBasicAuth Off',
+    '  GssapiLocalName Off',
+    '  Require valid-user',
+    `  SetEnv OZS3_STORE ${q(o.store)}`,
+    `  SetEnv OZS3_LOG ${q(o.cgiLog)}`,
+    `  SetEnv OZS3_ADMINS ${q(o.admins.join(','))}`,
+    '</Location>',
+    '',
+  ].join('\n');
+}
+
+/**
+ * httpd under a tiny sh guard holding a pipe from this process: when this process dies (even by
+ * SIGKILL) the pipe closes and the guard stops httpd, so no httpd outlives the test run.
+ *
+ * The guard runs in its own process group (spawn `detached`): httpd's prefork MPM, when it stops
+ * in -DFOREGROUND mode, sends SIGTERM to its whole process group (killpg(getpgrp())), which would
+ * otherwise be vitest's, ours and the shell's. The guard ignores that SIGTERM so it can reap httpd.
+ */
+const HTTPD_GUARD = [
+  "trap '' TERM",
+  'exec 3<&0',
+  '"$@" </dev/null &',
+  'httpd=$!',
+  'echo "pid $httpd"',
+  '( read -r _ <&3; kill -TERM "$httpd" 2>/dev/null ) &',
+  'guard=$!',
+  'wait "$httpd"; rc=$?',
+  'kill -9 "$guard" 2>/dev/null',
+  'exit "$rc"',
+].join('\n');
+
+let gatewayCount = 0;
+
+export async function startApacheGateway(realm: Realm, opts: ApacheGatewayOptions = {}): Promise<ApacheGateway> {
+  const install = findInstallation();
+  const statics = await staticModules(install.httpd);
+  const wanted = ['mpm_prefork', 'unixd', 'log_config', 'authn_core', 'authz_core', 'authz_user', 'auth_gssapi', 'alias', 'env', 'cgi'];
+  const loaded = wanted.filter((m) => !statics.has(`mod_${m}`));
+  for (const m of loaded) {
+    if (!existsSync(join(install.moduleDir, `mod_${m}.so`))) {
+      throw new Error(`Apache module mod_${m}.so not found in ${install.moduleDir}. Install the Debian packages: apt-get install -y ${DEBIAN_PACKAGES}`);
+    }
+  }
+
+  const servicePrincipals = opts.servicePrincipals ?? ['HTTP/localhost'];
+  for (const principal of servicePrincipals) {
+    if (!(await realm.hasPrincipal(principal))) await realm.addPrincipal(principal, { randkey: true });
+  }
+
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const dir = await mkdtemp(join(realm.dir, `apache-${++gatewayCount}-`));
+  for (const sub of ['run', 'logs', 'htdocs', 'cgi-bin', 'rcache']) await mkdir(join(dir, sub), { mode: 0o700 });
+  const keytab = await realm.writeKeytab(servicePrincipals, join(dir, 'http.keytab'));
+  const cgi = join(dir, 'cgi-bin', 'ozone-secret.cgi');
+  await copyFile(CGI_SOURCE_PATH, cgi);
+  await chmod(cgi, 0o755);
+  const storePath = join(dir, 'secrets.json');
+  await writeFile(storePath, '{}\n', { mode: 0o600 });
+  const cgiLogPath = join(dir, 'logs', 'cgi.jsonl');
+  await writeFile(cgiLogPath, '', { mode: 0o600 });
+  // Apache's children read KRB5_CONFIG: a private copy, so they never need to look into realm.dir.
+  const krb5Conf = join(dir, 'krb5.conf');
+  await copyFile(realm.env['KRB5_CONFIG']!, krb5Conf);
+
+  if (asRoot) {
+    // httpd's children (and the CGI) run as nobody: hand them this dir. realm.dir itself is 0700,
+    // so it gets o+x (traverse only, no listing) for them to reach it.
+    const realmMode = (await stat(realm.dir)).mode & 0o777;
+    await chmod(realm.dir, realmMode | 0o001);
+    await chmod(dir, 0o700);
+    await chownTree(dir, RUN_AS_ID, RUN_AS_ID);
+  }
+
+  const env = withEnv(realm, {
+    KRB5_CONFIG: krb5Conf,
+    KRB5_KTNAME: `FILE:${keytab}`,
+    KRB5RCACHEDIR: join(dir, 'rcache'),
+    KRB5CCNAME: `FILE:${join(dir, 'run', 'httpd.ccache')}`,
+  });
+  delete env['KRB5_CLIENT_KTNAME'];
+  delete env['KRB5_KDC_PROFILE'];
+
+  let lastFailure = '';
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const confPath = join(dir, 'httpd.conf');
+    await writeFile(
+      confPath,
+      httpdConf({
+        dir,
+        port,
+        moduleDir: install.moduleDir,
+        loaded,
+        asRoot,
+        keytab,
+        rcacheDir: join(dir, 'rcache'),
+        cgi,
+        store: storePath,
+        cgiLog: cgiLogPath,
+        admins: opts.admins ?? [],
+      }),
+    );
+    const started = await launch(install.httpd, confPath, port, env, join(dir, 'logs', 'error.log'));
+    if ('failed' in started) {
+      lastFailure = started.failed;
+      if (!/Address already in use|could not bind/i.test(lastFailure)) break;
+      continue;
+    }
+    return createHandle(started, port, dir, keytab, storePath, cgiLogPath);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  throw new Error(`Apache httpd (mod_auth_gssapi) did not start: ${lastFailure}`);
+}
+
+async function chownTree(path: string, uid: number, gid: number): Promise<void> {
+  await chown(path, uid, gid);
+  const s = await stat(path);
+  if (!s.isDirectory()) return;
+  for (const entry of await readdir(path)) await chownTree(join(path, entry), uid, gid);
+}
+
+/** SIGKILL the guard's whole process group: guard, httpd and its prefork children. */
+function killGroup(child: ChildProcess): void {
+  try {
+    if (child.pid) process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // gone
+  }
+}
+
+interface Launched {
+  child: ChildProcess;
+  pid: number;
+  exited: Promise<number | null>;
+}
+
+async function launch(
+  httpd: string,
+  confPath: string,
+  port: number,
+  env: Record<string, string>,
+  errorLog: string,
+): Promise<Launched | { failed: string }> {
+  const child = spawn('/bin/sh', ['-c', HTTPD_GUARD, 'httpd-guard', httpd, '-f', confPath, '-DFOREGROUND'], {
+    env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let output = '';
+  let exitCode: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      exitCode = code;
+      resolve(code);
+    });
+  });
+  child.stdin?.on('error', () => {}); // the guard may be gone already when we close its pipe
+  child.stdout?.setEncoding('utf8');
+  child.stderr?.setEncoding('utf8');
+  const pid = await new Promise<number>((resolve) => {
+    child.stdout?.on('data', (chunk: string) => {
+      output += chunk;
+      const m = /pid (\d+)/.exec(output);
+      if (m?.[1]) resolve(Number(m[1]));
+    });
+    void exited.then(() => resolve(0));
+  });
+  child.stderr?.on('data', (chunk: string) => {
+    output = (output + chunk).slice(-4000);
+  });
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && exitCode === undefined) {
+    if (await tcpAnswers(port)) {
+      liveServers.set(pid, child);
+      installExitHook();
+      return { child, pid, exited };
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  if (exitCode === undefined) {
+    child.stdin?.end();
+    killGroup(child);
+    await exited;
+  }
+  let log = '';
+  try {
+    log = (await readFile(errorLog, 'utf8')).split('\n').slice(-10).join('\n');
+  } catch {
+    // no log yet
+  }
+  return { failed: `httpd did not answer on 127.0.0.1:${port} (exit ${String(exitCode)}): ${output.replace(/^pid \d+\n?/, '').trim()} ${log}`.trim() };
+}
+
+function createHandle(launched: Launched, port: number, dir: string, keytab: string, storePath: string, cgiLogPath: string): ApacheGateway {
+  let stopped: Promise<void> | undefined;
+  const readLines = async (path: string) => (await readFile(path, 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
+  const gateway: ApacheGateway = {
+    url: `http://localhost:${port}`,
+    port,
+    pid: launched.pid,
+    dir,
+    keytab,
+    storePath,
+    async secrets() {
+      const text = await readFile(storePath, 'utf8');
+      return text.trim() === '' ? {} : (JSON.parse(text) as Record<string, string>);
+    },
+    async setSecrets(data) {
+      // In place (not rename): the file keeps its owner, so the CGI (nobody, under root) can still write it.
+      await writeFile(storePath, `${JSON.stringify(data)}\n`);
+    },
+    accessLog: () => readLines(join(dir, 'logs', 'access.log')),
+    async cgiLog() {
+      return (await readLines(cgiLogPath)).map((l) => JSON.parse(l) as CgiLogEntry);
+    },
+    errorLog: () => readFile(join(dir, 'logs', 'error.log'), 'utf8').catch(() => ''),
+    stop() {
+      stopped ??= (async () => {
+        // SIGTERM: httpd stops its children and exits; the guard then exits too.
+        try {
+          process.kill(launched.pid, 'SIGTERM');
+        } catch {
+          // already gone
+        }
+        const timer = setTimeout(() => killGroup(launched.child), 3_000);
+        launched.child.stdin?.end();
+        await launched.exited;
+        clearTimeout(timer);
+        liveServers.delete(launched.pid);
+        rmSync(dir, { recursive: true, force: true });
+      })();
+      return stopped;
+    },
+    [Symbol.asyncDispose]() {
+      return gateway.stop();
+    },
+  };
+  return gateway;
+}
