@@ -359,9 +359,10 @@ function planSectionEdit(file: ParsedFile, section: Section, edit: ProfileEdit, 
   for (const [key, children] of Object.entries(edit.nested ?? {})) {
     const entries = entriesByName.get(key) ?? [];
     if (entries.length > 1) {
+      const lines = entries.map((entry) => entry.line + 1).join(', ');
       throw new LocalFileError(
         'AWS_FILE_AMBIGUOUS',
-        `${source}:${entries[1]!.line + 1}: key "${key}" appears more than once in [${section.header}] (lines ${entries.map((e) => e.line + 1).join(', ')})`,
+        `${source}:${entries[1]!.line + 1}: key "${key}" appears more than once in [${section.header}] (lines ${lines})`,
         { hint: `Merge the ${key} blocks by hand; ozs3 left the file untouched` },
       );
     }
@@ -403,7 +404,8 @@ function planBlockEdit(
         { hint: 'Fix or delete the line; the AWS CLI cannot read it either' },
       );
     }
-    return { index, indent: leadingWhitespace(text), name: text.slice(0, equals).trim(), value: text.slice(equals + 1).trim() };
+    const name = text.slice(0, equals).trim();
+    return { index, indent: leadingWhitespace(text), name, value: text.slice(equals + 1).trim() };
   });
   const missing: string[] = [];
   for (const [child, value] of Object.entries(children)) {

@@ -63,7 +63,10 @@ interface FileLock {
   token: string;
 }
 
-export function resolveAwsPaths(env: NodeJS.ProcessEnv | Record<string, string | undefined>, homedir: string): AwsPaths {
+export function resolveAwsPaths(
+  env: NodeJS.ProcessEnv | Record<string, string | undefined>,
+  homedir: string,
+): AwsPaths {
   const expandHome = (file: string): string => {
     if (file === '~') return homedir;
     return file.startsWith('~/') ? path.join(homedir, file.slice(2)) : file;
@@ -125,6 +128,8 @@ export async function removeAwsKeys(opts: RemoveAwsKeysOptions): Promise<{ remov
   const edit: ProfileEdit = { remove: ['aws_access_key_id', 'aws_secret_access_key', 'aws_session_token'] };
   checkProfileEdit('credentials', opts.profile, edit);
   const target = await resolveTarget(opts.paths.credentials);
+  // Nothing to remove, and no reason to create ~/.aws just to lock it.
+  if ((await readAwsFile('credentials', target)).stat === undefined) return { removed: false, notices: [] };
   return withLocks([target], async () => {
     const credentials = await readAwsFile('credentials', target);
     const current = readProfile(credentials.text, 'credentials', opts.profile, { source: credentials.path });
@@ -162,7 +167,8 @@ async function resolveTargets(paths: AwsPaths): Promise<AwsPaths> {
   const credentials = await resolveTarget(paths.credentials);
   const config = await resolveTarget(paths.config);
   if (credentials === config) {
-    throw new LocalFileError('AWS_FILE_AMBIGUOUS', `the AWS config and credentials files are the same file: ${config}`, {
+    const message = `the AWS config and credentials files are the same file: ${config}`;
+    throw new LocalFileError('AWS_FILE_AMBIGUOUS', message, {
       hint: 'Point AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE at different files',
     });
   }
@@ -177,7 +183,8 @@ async function resolveTarget(file: string): Promise<string> {
     try {
       stat = await fs.lstat(current);
     } catch (error) {
-      if (errorCode(error) === 'ENOENT') return current;
+      // Missing (or under a non-directory): creating the parent directory reports the real problem.
+      if (errorCode(error) === 'ENOENT' || errorCode(error) === 'ENOTDIR') return current;
       throw toLocalFileError(error, 'read', current);
     }
     if (!stat.isSymbolicLink()) return current;
@@ -241,7 +248,8 @@ async function replaceFile(target: string, text: string, mode: number, previous:
   try {
     handle = await fs.open(temp, 'wx', 0o600);
     await handle.writeFile(text, 'utf8');
-    await handle.chmod(mode);
+    // Created 0600, so a file system that refuses chmod can only leave the file stricter than asked.
+    await handle.chmod(mode).catch(() => undefined);
     if (previous !== undefined && previous.uid !== process.getuid?.()) {
       // Only root can give the file back to its owner; anyone else keeps their own ownership.
       await handle.chown(previous.uid, previous.gid).catch(() => undefined);
@@ -304,7 +312,10 @@ async function createParentDirectory(target: string): Promise<void> {
   try {
     await fs.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
   } catch (error) {
-    throw toLocalFileError(error, 'write', target);
+    if (errorCode(error) !== 'EEXIST') throw toLocalFileError(error, 'write', target);
+    // mkdir -p says EEXIST when the parent itself exists as a file.
+    const message = `cannot write ${target}: ${ERRNO_CAUSES.ENOTDIR}`;
+    throw new LocalFileError('AWS_FILE_UNWRITABLE', message, { cause: error });
   }
 }
 
@@ -395,7 +406,8 @@ async function removeOrphanTempFiles(target: string): Promise<void> {
   const prefix = `.${path.basename(target)}.`;
   const names = await fs.readdir(directory).catch(() => [] as string[]);
   for (const name of names) {
-    if (name.startsWith(prefix) && name.endsWith(TEMP_SUFFIX) && /^[0-9a-f]{12}$/.test(name.slice(prefix.length, -TEMP_SUFFIX.length))) {
+    const isOurs = name.startsWith(prefix) && name.endsWith(TEMP_SUFFIX);
+    if (isOurs && /^[0-9a-f]{12}$/.test(name.slice(prefix.length, -TEMP_SUFFIX.length))) {
       await fs.rm(path.join(directory, name), { force: true }).catch(() => undefined);
     }
   }
@@ -426,7 +438,8 @@ const ERRNO_CAUSES: Record<string, string> = {
 function toLocalFileError(error: unknown, action: 'read' | 'write', file: string): LocalFileError {
   if (error instanceof LocalFileError) return error;
   const code = errorCode(error);
-  const cause = (code !== undefined ? ERRNO_CAUSES[code] : undefined) ?? (error instanceof Error ? error.message : String(error));
+  const known = code === undefined ? undefined : ERRNO_CAUSES[code];
+  const cause = known ?? (error instanceof Error ? error.message : String(error));
   const hint =
     code === 'EACCES' || code === 'EPERM'
       ? `Check the owner and permissions of ${file} and its directory`
