@@ -47,6 +47,8 @@ const escapeHtml = (s) => String(s).replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]);
 const escapeXmlText = (s) =>
   String(s).replace(/[&<>\r]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '\r': '&#xD;' })[c]);
 
+const STARTED = Symbol('started');
+
 const STANDARD_REASONS = {
   200: 'OK',
   400: 'Bad Request',
@@ -179,6 +181,8 @@ export function createGateway(initialOptions = {}) {
       if (setCookies.length) h['Set-Cookie'] = setCookies;
       if (body !== '' && contentType) h['Content-Type'] = contentType;
       h['Content-Length'] = Buffer.byteLength(body, contentType?.includes('iso-8859-1') ? 'latin1' : 'utf8');
+      // Measured before the response leaves, so a client that asks for requests() right after sees it.
+      record.durationMs = Number(process.hrtime.bigint() - record[STARTED]) / 1e6;
       res.writeHead(status, sanitizeReason(record.reason), h);
       res.end(body, contentType?.includes('iso-8859-1') ? 'latin1' : 'utf8');
     };
@@ -217,6 +221,12 @@ export function createGateway(initialOptions = {}) {
     }
 
     // ---- Hadoop AuthenticationFilter + KerberosAuthenticationHandler ----
+    // S3GatewayWebAdminServer adds the filter only when ozone.s3g.secret.http.enabled is true, so a
+    // disabled endpoint answers its 400 without any challenge (and ignores a token).
+    if (options.disabled) {
+      serveSecret(req, path, record, null, { send, sendError, sendCode });
+      return;
+    }
     let identity = null;
     let cookieError = null;
     try {
@@ -265,7 +275,10 @@ export function createGateway(initialOptions = {}) {
     record.principal = identity.principal;
     record.authVia = identity.via;
     if (identity.target) record.acceptorTarget = identity.target;
+    serveSecret(req, path, record, identity, { send, sendError, sendCode });
+  }
 
+  function serveSecret(req, path, record, identity, { send, sendError, sendCode }) {
     // ---- Jersey: @Path("/") with PUT/DELETE and @Path("/{username}") ----
     const sub = path.slice('/secret'.length);
     let username = null;
@@ -355,6 +368,7 @@ export function createGateway(initialOptions = {}) {
       reason: '',
       durationMs: 0,
     };
+    Object.defineProperty(record, STARTED, { value: started, enumerable: false });
     requests.push(record);
     // Drain any body: Ozone ignores it.
     req.resume();
@@ -367,9 +381,6 @@ export function createGateway(initialOptions = {}) {
           res.writeHead(500, 'Server Error', { 'Content-Length': 0 });
         }
         res.end();
-      })
-      .finally(() => {
-        record.durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       });
   });
   server.keepAliveTimeout = 30_000;

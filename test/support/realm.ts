@@ -23,7 +23,11 @@ export interface Realm extends AsyncDisposable {
   readonly kdcPort: number;
   /** pid of the running krb5kdc (for orphan checks). */
   readonly kdcPid: number;
-  /** KRB5_CONFIG, KRB5_KDC_PROFILE, KRB5CCNAME, KRB5RCACHEDIR, KRB5_KTNAME, KRB5_CLIENT_KTNAME, KRB5_TRACE-free. */
+  /**
+   * KRB5_CONFIG, KRB5_KDC_PROFILE, KRB5CCNAME (FILE:<dir>/ccache), KRB5RCACHEDIR, and KRB5_KTNAME
+   * pointing at an (absent) file in dir. The client keytab default is set in krb5.conf instead of
+   * KRB5_CLIENT_KTNAME, which ozs3 reads as "log in from this keytab".
+   */
   readonly env: Record<string, string>;
   principal(name: string): string;
   addPrincipal(name: string, opts?: AddPrincipalOptions): Promise<string>;
@@ -186,11 +190,13 @@ function tcpAnswers(port: number): Promise<boolean> {
   });
 }
 
-function krb5Conf(name: string, port: number, domainRealm: Record<string, string>): string {
+function krb5Conf(name: string, port: number, domainRealm: Record<string, string>, dir: string): string {
   const mappings = { localhost: name, '127.0.0.1': name, ...domainRealm };
   return [
     '[libdefaults]',
     `  default_realm = ${name}`,
+    // Not /etc/krb5/user/<uid>/client.keytab: nothing of the host's is consulted.
+    `  default_client_keytab_name = FILE:${join(dir, 'client.keytab')}`,
     '  dns_lookup_kdc = false',
     '  dns_lookup_realm = false',
     '  dns_canonicalize_hostname = false',
@@ -336,10 +342,8 @@ export async function startRealm(opts: StartRealmOptions = {}): Promise<Realm> {
       KRB5_KDC_PROFILE: join(dir, 'kdc.conf'),
       KRB5CCNAME: `FILE:${join(dir, 'ccache')}`,
       KRB5RCACHEDIR: join(dir, 'rcache'),
-      // Point both keytab defaults into the realm so /etc/krb5.keytab and
-      // /etc/krb5/user/<uid>/client.keytab are never consulted.
+      // Keep /etc/krb5.keytab out of it (the client keytab default is in krb5.conf).
       KRB5_KTNAME: `FILE:${join(dir, 'default.keytab')}`,
-      KRB5_CLIENT_KTNAME: `FILE:${join(dir, 'client.keytab')}`,
     };
     const toolEnv = withEnv({ env, dir });
 
@@ -349,7 +353,7 @@ export async function startRealm(opts: StartRealmOptions = {}): Promise<Realm> {
     let dbCreated = false;
     for (let attempt = 0; attempt < 5 && !kdc; attempt++) {
       port = await findFreePort();
-      await writeFile(env['KRB5_CONFIG']!, krb5Conf(name, port, opts.domainRealm ?? {}));
+      await writeFile(env['KRB5_CONFIG']!, krb5Conf(name, port, opts.domainRealm ?? {}, dir));
       await writeFile(env['KRB5_KDC_PROFILE']!, kdcConf(name, port, dir));
       if (!dbCreated) {
         const master = randomBytes(18).toString('base64url');
