@@ -5,8 +5,9 @@
 #   apache2 libapache2-mod-auth-gssapi     an independent SPNEGO acceptor for interop tests
 #   awscli python3-boto3   the real AWS readers for interop tests
 #   curl                   `curl --negotiate`, the reference client
+#   zsh, time              the completion tests; GNU time for the benchmark's peak RSS
 set -euo pipefail
-packages=(libkrb5-dev krb5-kdc krb5-admin-server krb5-user curl awscli python3-boto3 apache2 libapache2-mod-auth-gssapi python3)
+packages=(libkrb5-dev krb5-kdc krb5-admin-server krb5-user curl awscli python3-boto3 apache2 libapache2-mod-auth-gssapi python3 zsh time)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

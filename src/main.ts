@@ -16,7 +16,7 @@ function loadHelpTexts(): HelpTexts | undefined {
   }
 }
 
-const COMMAND_NAMES: Record<string, string> = { getsecret: 'getsecret', 'get-secret': 'getsecret', revokesecret: 'revokesecret', 'revoke-secret': 'revokesecret' };
+const COMMAND_NAMES: Record<string, string> = { getsecret: 'getsecret', 'get-secret': 'getsecret', revokesecret: 'revokesecret', 'revoke-secret': 'revokesecret', doctor: 'doctor', completion: 'completion' };
 
 /**
  * `ozs3 --help`, `ozs3 CMD --help`, `ozs3 help [CMD]` and `--version` without loading commander:

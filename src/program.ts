@@ -121,6 +121,47 @@ Examples:
   ozs3 revokesecret --yes --write-aws --profile ozone`,
   );
 
-  for (const cmd of [getsecret, revokesecret]) program.addCommand(cmd.configureHelp({ helpWidth: 80 }));
+  const doctor = new Command('doctor')
+    .description('diagnose Kerberos, DNS, TLS and endpoint problems, one line per check with a fix')
+    .option('--json', 'print the report as one JSON object')
+    .action(run(async () => (await import('./commands/doctor.js')).runDoctor as never));
+  addSharedOptions(doctor).addHelpText(
+    'after',
+    `
+Checks, in order: endpoint, ticket (or keytab), krb5.conf, service principal,
+dns, tcp, tls, clock, gateway, spnego, aws files. Each line starts with
+ok, warn, fail or skip, then what was found; warn and fail add a "fix:" line.
+The report is the command's output: it goes to stdout (--json: one JSON object
+with "checks":[{"name","status","detail","fix"}] and "ok"). Nothing is created
+or revoked. Each check gives up after --timeout seconds (default 5 here).
+
+Exit status: 0 when no check failed (warnings allowed), else that of the first
+failed check: 2 endpoint setting, 3 Kerberos or clock skew, 7 DNS/TCP/TLS,
+8 not an Ozone secret endpoint or disabled, 9 AWS files or --cacert.
+
+Examples:
+  ozs3 doctor --endpoint https://s3g.example.com:19879
+  ozs3 doctor --cluster prod --json | jq '.checks[] | select(.status != "ok")'
+  ozs3 doctor --keytab svc.keytab --principal svc@EXAMPLE.COM
+  ozs3 doctor --cacert ca.pem --timeout 10`,
+  );
+
+  const completion = new Command('completion')
+    .description('print a shell completion script: bash or zsh')
+    .argument('[shell]', 'bash or zsh')
+    .action(async function (this: Command, shell: string | undefined) {
+      const { runCompletion } = await import('./commands/completion.js');
+      hooks.setExitCode(await runCompletion({ shell }, hooks.deps()));
+    })
+    .addHelpText(
+      'after',
+      `
+Examples:
+  ozs3 completion bash > ~/.local/share/bash-completion/completions/ozs3
+  ozs3 completion zsh > "\${fpath[1]}/_ozs3"        # then restart zsh
+  source <(ozs3 completion bash)                   # this shell only`,
+    );
+
+  for (const cmd of [getsecret, revokesecret, doctor, completion]) program.addCommand(cmd.configureHelp({ helpWidth: 80 }));
   return program;
 }

@@ -139,7 +139,8 @@ function zshScript(specs: CommandSpec[]): string {
     '      ;;',
     '  esac',
     '}',
-    '_ozs3 "$@"',
+    '# Autoloaded from fpath: complete now; sourced: register.',
+    'if [[ "${funcstack[1]}" == _ozs3 ]]; then _ozs3 "$@"; else compdef _ozs3 ozs3; fi',
     '',
   ].join('\n');
 }
