@@ -5,9 +5,9 @@
 #   apache2 libapache2-mod-auth-gssapi     an independent SPNEGO acceptor for interop tests
 #   awscli python3-boto3   the real AWS readers for interop tests
 #   curl                   `curl --negotiate`, the reference client
-#   zsh, time              the completion tests; GNU time for the benchmark's peak RSS
+#   zsh, time, openssl     completion tests; GNU time for peak RSS; a private CA for the TLS tests
 set -euo pipefail
-packages=(libkrb5-dev krb5-kdc krb5-admin-server krb5-user curl awscli python3-boto3 apache2 libapache2-mod-auth-gssapi python3 zsh time)
+packages=(libkrb5-dev krb5-kdc krb5-admin-server krb5-user curl awscli python3-boto3 apache2 libapache2-mod-auth-gssapi python3 zsh time openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -51,12 +51,39 @@ export async function applySettings<T extends ConnectionOptions & { region?: str
   };
 }
 
-async function readCaFile(path: string, what: string): Promise<string> {
+/** The --cacert file: readable, and holding at least one PEM certificate (else TLS would fail later, obscurely). */
+async function readCaFile(path: string): Promise<string> {
+  let pem: string;
   try {
-    return await readFile(path, 'utf8');
+    pem = await readFile(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new LocalFileError('CACERT_UNREADABLE', `cannot read ${what} ${path} (${code})`, { cause: error });
+    throw new LocalFileError('CACERT_UNREADABLE', `cannot read --cacert file ${path} (${code})`, { cause: error });
+  }
+  const { X509Certificate } = await import('node:crypto');
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  const parses = (block: string) => {
+    try {
+      return Boolean(new X509Certificate(block));
+    } catch {
+      return false;
+    }
+  };
+  if (!blocks.some(parses)) {
+    throw new LocalFileError('CACERT_INVALID', `the --cacert file ${path} holds no PEM certificate`, {
+      hint: 'give the CA certificate as PEM (-----BEGIN CERTIFICATE-----); from DER: openssl x509 -inform der -in ca.der -out ca.pem',
+    });
+  }
+  return pem;
+}
+
+/** NODE_EXTRA_CA_CERTS as Node itself treats it: used when readable; Node has already warned when not. */
+async function readExtraCaCerts(path: string | undefined): Promise<string[]> {
+  if (!path) return [];
+  try {
+    return [await readFile(path, 'utf8')];
+  } catch {
+    return [];
   }
 }
 
@@ -92,9 +119,10 @@ export async function openSecretClient(opts: ConnectionOptions, deps: Deps, conn
   if (!dispatcher) {
     const tls: { ca?: string[]; rejectUnauthorized?: boolean } = {};
     if (opts.cacert !== undefined) {
+      // Setting `ca` replaces Node's default store, NODE_EXTRA_CA_CERTS included: add both back.
       const { rootCertificates } = await import('node:tls');
-      const extra = deps.env.NODE_EXTRA_CA_CERTS ? [await readCaFile(deps.env.NODE_EXTRA_CA_CERTS, 'NODE_EXTRA_CA_CERTS file')] : [];
-      tls.ca = [...rootCertificates, ...extra, await readCaFile(resolve(deps.cwd, opts.cacert), '--cacert file')];
+      const cacert = await readCaFile(resolve(deps.cwd, opts.cacert));
+      tls.ca = [...rootCertificates, ...(await readExtraCaCerts(deps.env.NODE_EXTRA_CA_CERTS)), cacert];
     }
     if (opts.insecure) {
       tls.rejectUnauthorized = false;

@@ -28,8 +28,14 @@ export function proxyConfigured(env: NodeJS.ProcessEnv): boolean {
 export async function createDispatcher(opts: DispatcherOptions): Promise<Dispatcher> {
   const base = { connections: opts.connections, connect: { ...opts.tls, timeout: opts.connectTimeoutMs } };
   if (proxyConfigured(opts.env)) {
-    // HTTPS_PROXY / HTTP_PROXY / NO_PROXY as curl reads them; the endpoint's TLS settings go to the tunnelled request.
-    const { default: EnvHttpProxyAgent } = (await import('undici/lib/dispatcher/env-http-proxy-agent.js')) as { default: DispatcherConstructor };
+    // HTTPS_PROXY / HTTP_PROXY / NO_PROXY by undici's rules, which are curl's except that HTTP_PROXY
+    // also covers https:// when HTTPS_PROXY is unset. The endpoint's TLS settings go to the tunnelled request.
+    const [{ default: EnvHttpProxyAgent }, { default: connectApi }] = await Promise.all([
+      import('undici/lib/dispatcher/env-http-proxy-agent.js') as Promise<{ default: DispatcherConstructor }>,
+      // ProxyAgent opens its tunnel with dispatcher.connect(), another method undici's index adds.
+      import('undici/lib/api/api-connect.js'),
+    ]);
+    (DispatcherClass as { prototype: Record<string, unknown> }).prototype.connect ??= connectApi;
     return new EnvHttpProxyAgent({
       ...base,
       requestTls: opts.tls,

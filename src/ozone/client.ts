@@ -16,8 +16,8 @@ import {
   UsageError,
   sanitizeText,
 } from '../errors.js';
-import { startNegotiation, type Negotiation } from '../auth/spnego.js';
-import { MAX_BODY_BYTES, parseSecretXml, type S3Secret } from './response.js';
+import { extractNegotiateToken, startNegotiation, type Negotiation } from '../auth/spnego.js';
+import { MAX_BODY_BYTES, oversizedBody, parseSecretXml, type S3Secret } from './response.js';
 
 export interface SecretClientOptions {
   /** Base URL of the endpoint, already normalised to end in /secret. */
@@ -26,6 +26,7 @@ export interface SecretClientOptions {
   service: string;
   principal?: string | undefined;
   keytab?: string | undefined;
+  /** Deadline for one logical request: every attempt, renegotiation and backoff pause within it. */
   timeoutMs: number;
   retries: number;
   dispatcher: Dispatcher;
@@ -35,12 +36,17 @@ export interface SecretClientOptions {
   negotiate?: typeof startNegotiation;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
+  /** Monotonic milliseconds (unit tests). */
+  now?: () => number;
 }
 
 interface Exchange {
   status: number;
   reason: string;
   headers: Record<string, string | string[] | undefined>;
+  /** The body as received (at most MAX_BODY_BYTES). */
+  bytes: Buffer;
+  /** The same, decoded leniently: for matching error texts only. */
   body: string;
 }
 
@@ -71,10 +77,12 @@ export class SecretClient {
   authenticatedPrincipal: string | undefined;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
+  private readonly now: () => number;
 
   constructor(private readonly opts: SecretClientOptions) {
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.random = opts.random ?? Math.random;
+    this.now = opts.now ?? (() => performance.now());
   }
 
   /** PUT /secret or /secret/{user}. */
@@ -85,7 +93,7 @@ export class SecretClient {
       const res = await this.withRetries('PUT', user, () => {
         mayHaveBeenSent = true;
       });
-      return parseSecretXml(res.body);
+      return parseSecretXml(res.bytes);
     } catch (error) {
       if (error instanceof SecretExistsError && mayHaveBeenSent) {
         throw new SecretExistsError(
@@ -114,9 +122,11 @@ export class SecretClient {
 
   private async withRetries(method: 'PUT' | 'DELETE', user: string | undefined, onLostAttempt?: () => void): Promise<Exchange> {
     const path = this.pathFor(user);
+    // One deadline for the whole request, so `--timeout 2` means two seconds, not two per attempt.
+    const deadline = this.now() + this.opts.timeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        const res = await this.exchange(method, path);
+        const res = await this.exchange(method, path, deadline);
         return interpretResponse(method, user, res, this.opts.endpoint);
       } catch (error) {
         const retryable = isRetryable(error);
@@ -124,6 +134,8 @@ export class SecretClient {
         if (error instanceof NetworkError && error.code !== 'ECONNREFUSED' && error.code !== 'DNS') onLostAttempt?.();
         // Full jitter on an exponential base: 250 ms, 500 ms, 1 s … capped at 4 s.
         const delay = Math.round(this.random() * Math.min(4000, 250 * 2 ** attempt));
+        // No time left for another try: report what actually went wrong, not a timeout.
+        if (this.now() + delay >= deadline) throw error;
         this.trace(`retry ${attempt + 1}/${this.opts.retries} after ${(error as Ozs3Error).code} in ${delay} ms (fresh token)`);
         await this.sleep(delay);
       }
@@ -131,7 +143,7 @@ export class SecretClient {
   }
 
   /** One request, with one renegotiation on 401 (a stale cookie, or another gateway behind a balancer). */
-  private async exchange(method: string, path: string): Promise<Exchange> {
+  private async exchange(method: string, path: string, deadline: number): Promise<Exchange> {
     let renegotiated = false;
     for (;;) {
       const cookie = this.cookie;
@@ -143,7 +155,7 @@ export class SecretClient {
             keytab: this.opts.keytab,
             trace: this.opts.trace,
           });
-      const res = await this.send(method, path, negotiation, cookie);
+      const res = await this.send(method, path, negotiation, cookie, deadline);
       if (res.status === 401) {
         this.cookie = undefined;
         if (cookie || !renegotiated) {
@@ -156,15 +168,22 @@ export class SecretClient {
         });
       }
       if (res.status === 403) this.cookie = undefined;
-      if (negotiation && res.status !== 403 && (await negotiation.verify(res.headers['www-authenticate']))) {
-        this.authenticatedPrincipal ??= negotiation.principal;
+      if (negotiation && res.status !== 403) {
+        const header = res.headers['www-authenticate'];
+        // verify() treats an unparseable token as none at all; a server that sent one cannot be trusted either.
+        if (extractNegotiateToken(header) === undefined && hasNegotiateParameter(header)) {
+          throw new AuthError('KRB_MUTUAL_AUTH_FAILED', "mutual authentication failed: the server's Negotiate token is not base64; its response was discarded", {
+            hint: 'the endpoint may not be the gateway it claims to be; check --endpoint and --spn',
+          });
+        }
+        if (await negotiation.verify(header)) this.authenticatedPrincipal ??= negotiation.principal;
       }
       if (res.status < 300) this.rememberCookie(res.headers['set-cookie']);
       return res;
     }
   }
 
-  private async send(method: string, path: string, negotiation: Negotiation | undefined, cookie: string | undefined): Promise<Exchange> {
+  private async send(method: string, path: string, negotiation: Negotiation | undefined, cookie: string | undefined, deadline: number): Promise<Exchange> {
     const { endpoint, timeoutMs, dispatcher } = this.opts;
     const headers: Record<string, string> = {
       'user-agent': this.opts.userAgent ?? 'ozs3',
@@ -174,7 +193,9 @@ export class SecretClient {
     if (cookie) headers.cookie = `hadoop.auth=${cookie}`;
     this.trace(`> ${method} ${endpoint.origin}${path}`);
     this.trace(`> authorization: ${negotiation ? 'Negotiate <redacted>' : '(none)'}${cookie ? '; cookie: hadoop.auth=<redacted>' : ''}`);
-    const signal = AbortSignal.timeout(timeoutMs);
+    const remaining = Math.max(1, Math.round(deadline - this.now()));
+    // The signal stays armed while the body is read, so a body that trickles in is cut off too.
+    const signal = AbortSignal.timeout(remaining);
     try {
       const res = await dispatcher.request({
         origin: endpoint.origin,
@@ -182,15 +203,16 @@ export class SecretClient {
         method: method as Dispatcher.HttpMethod,
         headers,
         signal,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
+        headersTimeout: remaining,
+        bodyTimeout: remaining,
       });
-      const body = await readBounded(res.body, res.headers['content-length']);
       const reason = res.statusText ?? '';
-      this.trace(`< ${res.statusCode} ${sanitizeText(reason)}${res.headers['www-authenticate'] ? ' (www-authenticate: Negotiate <redacted>)' : ''}`);
-      return { status: res.statusCode, reason, headers: res.headers, body };
+      this.traceResponse(res.statusCode, reason, res.headers);
+      const bytes = await readBounded(res.body, res.headers['content-length']);
+      this.trace(`< ${bytes.length} bytes of body`);
+      return { status: res.statusCode, reason, headers: res.headers, bytes, body: bytes.toString('utf8') };
     } catch (error) {
-      if (error instanceof Ozs3Error) throw error;
+      if (error instanceof Ozs3Error || isBug(error)) throw error;
       throw mapNetworkError(error, endpoint, signal.aborted, timeoutMs);
     }
   }
@@ -206,16 +228,39 @@ export class SecretClient {
     }
   }
 
+  /** Status and the headers that help a diagnosis; credentials and cookies never. */
+  private traceResponse(status: number, reason: string, headers: Exchange['headers']): void {
+    if (!this.opts.trace) return;
+    this.trace(`< ${status} ${sanitizeText(reason)}`);
+    for (const name of ['content-type', 'content-length', 'transfer-encoding', 'location', 'server', 'via']) {
+      const value = headers[name];
+      if (value !== undefined) this.trace(`< ${name}: ${sanitizeText(String(value))}`);
+    }
+    if (headers['www-authenticate'] !== undefined) this.trace('< www-authenticate: Negotiate <redacted>');
+  }
+
   private trace(line: string): void {
     this.opts.trace?.(line);
   }
 }
 
-async function readBounded(body: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined): Promise<string> {
+/** A TypeError and the like without an error code is ozs3's (or undici's) bug, not the network's: exit 1, not 7. */
+function isBug(error: unknown): boolean {
+  return (error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError) && (error as { code?: unknown }).code === undefined;
+}
+
+/** A `Negotiate` challenge carrying something after the scheme name. */
+function hasNegotiateParameter(header: string | string[] | undefined): boolean {
+  const values = header === undefined ? [] : Array.isArray(header) ? header : [header];
+  return values.some((value) => /(^|,)\s*Negotiate\s+\S/i.test(value));
+}
+
+/** The body, or BODY_TOO_LARGE as soon as it passes the cap (declared or counted): memory stays bounded. */
+async function readBounded(body: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined): Promise<Buffer> {
   const declared = Number(Array.isArray(contentLength) ? contentLength[0] : contentLength);
   if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
     body.destroy();
-    throw oversized();
+    throw oversizedBody();
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -223,17 +268,11 @@ async function readBounded(body: Dispatcher.ResponseData['body'], contentLength:
     size += (chunk as Buffer).length;
     if (size > MAX_BODY_BYTES) {
       body.destroy();
-      throw oversized();
+      throw oversizedBody();
     }
     chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-function oversized(): ResponseError {
-  return new ResponseError('BODY_TOO_LARGE', `the response body is larger than ${MAX_BODY_BYTES / 1024} KiB; an S3Secret is a few hundred bytes`, {
-    hint: 'check --endpoint: it must be the S3 Gateway secret endpoint',
-  });
+  return Buffer.concat(chunks);
 }
 
 function isRetryable(error: unknown): boolean {
@@ -321,10 +360,12 @@ const TLS_CODES: Record<string, [string, string]> = {
   UNABLE_TO_VERIFY_LEAF_SIGNATURE: ['the server certificate was issued by an unknown CA', 'trust the CA with --cacert FILE or NODE_EXTRA_CA_CERTS'],
   UNABLE_TO_GET_ISSUER_CERT_LOCALLY: ['the server certificate was issued by an unknown CA', 'trust the CA with --cacert FILE or NODE_EXTRA_CA_CERTS'],
   UNABLE_TO_GET_ISSUER_CERT: ['the server certificate was issued by an unknown CA', 'trust the CA with --cacert FILE or NODE_EXTRA_CA_CERTS'],
-  CERT_HAS_EXPIRED: ['the server certificate has expired', 'the gateway needs a renewed certificate'],
+  CERT_HAS_EXPIRED: ['the server certificate has expired', "the gateway needs a renewed certificate (or this machine's clock is wrong)"],
   CERT_NOT_YET_VALID: ['the server certificate is not valid yet', 'check the clock here and on the gateway'],
   ERR_TLS_CERT_ALTNAME_INVALID: ["the server certificate does not match the endpoint's host name", 'use the host name the certificate was issued for'],
 };
+
+const PROXY_HINT = 'check HTTPS_PROXY / HTTP_PROXY, or exempt the gateway with NO_PROXY';
 
 export function mapNetworkError(error: unknown, endpoint: URL, timedOut: boolean, timeoutMs: number): Ozs3Error {
   const err = error as { code?: string; message?: string; cause?: { code?: string; message?: string } };
@@ -337,24 +378,50 @@ export function mapNetworkError(error: unknown, endpoint: URL, timedOut: boolean
     });
   }
   const tls = TLS_CODES[code];
-  if (tls) return new NetworkError(`TLS_${code}`, `TLS to ${where} failed: ${tls[0]} (${code})`, { hint: tls[1], cause: error });
+  if (tls) {
+    // Node's host-name check names what the certificate is for: say it, the fix is to use one of those.
+    const names = (error as { cert?: { subjectaltname?: string } })?.cert?.subjectaltname;
+    const detail = code === 'ERR_TLS_CERT_ALTNAME_INVALID' && names ? `; it is for ${sanitizeText(names)}` : '';
+    return new NetworkError(`TLS_${code}`, `TLS to ${where} failed: ${tls[0]} (${code}${detail})`, { hint: tls[1], cause: error });
+  }
   if (code === 'ECONNREFUSED') {
+    // Through HTTP(S)_PROXY the refused connection is the proxy's: name it, not the endpoint.
+    const refused = (err.cause ?? err) as { address?: string; port?: number };
+    const endpointPort = Number(endpoint.port || (endpoint.protocol === 'https:' ? 443 : 80));
+    if (refused.port !== undefined && refused.port !== endpointPort) {
+      return new NetworkError('ECONNREFUSED', `connection to the proxy ${refused.address ?? ''}:${refused.port} refused`, { hint: PROXY_HINT, cause: error });
+    }
     return new NetworkError('ECONNREFUSED', `connection to ${where} refused`, { hint: 'is the S3 Gateway running, and is this its secret endpoint port?', cause: error });
+  }
+  // undici's ProxyAgent: a CONNECT answered with another status than 200, or a 407 when forwarding.
+  const proxyStatus = /^Proxy (?:response \((\d{3})\)|Authentication Required \((407)\))/.exec(err?.message ?? '');
+  if (proxyStatus) {
+    const status = proxyStatus[1] ?? proxyStatus[2];
+    return new NetworkError('PROXY', `the proxy did not connect ozs3 to ${where} (proxy status ${status})`, {
+      hint: status === '407' ? 'the proxy wants credentials: put them in the proxy URL, http://user:password@proxy:port' : PROXY_HINT,
+      cause: error,
+    });
   }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
     return new NetworkError('DNS', `cannot resolve host ${endpoint.hostname} (${code})`, { hint: 'check the host name in --endpoint and DNS', cause: error });
   }
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE' || code === 'UND_ERR_CLOSED') {
-    return new NetworkError('ECONNRESET', `the connection to ${where} was reset`, { cause: error });
+    const how = /closed/i.test(err?.message ?? '') ? 'closed' : 'reset';
+    return new NetworkError('ECONNRESET', `the connection to ${where} was ${how} before the answer was complete`, { cause: error });
+  }
+  // undici's llhttp errors carry no code, only their name, and llhttp's reason in parentheses.
+  if ((error as Error)?.name === 'HTTPParserError' || code === 'UND_ERR_HEADERS_OVERFLOW' || /^HPE_/.test(code)) {
+    const why = code || /\(([^()]+)\)$/.exec(err?.message ?? '')?.[1] || 'unparseable';
+    return new ResponseError('MALFORMED_HTTP', `the answer from ${where} is not valid HTTP (${sanitizeText(why)})`, {
+      hint: endpoint.protocol === 'http:' ? 'if the gateway serves https on this port, use https:// in --endpoint' : undefined,
+      cause: error,
+    });
   }
   if (/^(ERR_TLS|ERR_SSL|EPROTO)/.test(code) || /SSL|TLS/i.test(err?.cause?.message ?? err?.message ?? '')) {
     return new NetworkError('TLS_ERROR', `TLS to ${where} failed (${code || sanitizeText(err?.message ?? '')})`, {
       hint: endpoint.protocol === 'https:' ? 'is the endpoint really https? try http:// if the gateway serves plain HTTP' : undefined,
       cause: error,
     });
-  }
-  if (code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'HPE_INVALID_CONSTANT' || /^HPE_/.test(code)) {
-    return new ResponseError('MALFORMED_HTTP', `the answer from ${where} is not valid HTTP (${code})`, { cause: error });
   }
   return new NetworkError(code || 'NETWORK', `request to ${where} failed: ${sanitizeText(err?.cause?.message ?? err?.message ?? String(error))}`, {
     cause: error,

@@ -24,7 +24,7 @@ let files: string[];
 beforeAll(async () => {
   assertBuilt();
   work = mkdtempSync(join(tmpdir(), 'ozs3-pack-'));
-  const { stdout } = await npm(['pack', '--json', '--pack-destination', work], root);
+  const { stdout } = await npm(['pack', '--json', '--ignore-scripts', '--pack-destination', work], root);
   const [info] = JSON.parse(stdout) as { filename: string; files: { path: string }[] }[];
   tarball = join(work, info!.filename);
   files = info!.files.map((f) => f.path).sort();

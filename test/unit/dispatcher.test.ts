@@ -23,6 +23,8 @@ describe('the cheap undici entry points ozs3 reaches into', () => {
     expect(proxyConfigured({ NO_PROXY: 'x' })).toBe(false);
     const agent = await createDispatcher({ connections: 1, connectTimeoutMs: 1000, tls: {}, env });
     expect(agent.constructor.name).toBe('EnvHttpProxyAgent');
+    // The proxy agent opens its CONNECT tunnel with dispatcher.connect(), which undici's index would add.
+    expect(typeof (agent as unknown as { connect: unknown }).connect).toBe('function');
     await agent.close();
   });
 });
