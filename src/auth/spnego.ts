@@ -4,7 +4,9 @@
  * and a fresh security context (so a fresh, single-use token) for every request.
  */
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
+import { unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { AuthError, UsageError } from '../errors.js';
 
 type KerberosModule = typeof import('kerberos');
@@ -30,6 +32,32 @@ export function resolveServiceName(spn: string | undefined, endpointHost: string
   if (kerberosForm) return `${kerberosForm[1]}@${kerberosForm[2]!.toLowerCase()}`;
   if (/^[^/@\s]+@[^/@\s]+$/.test(spn)) return spn;
   throw new UsageError(`invalid --spn '${spn}': expected HTTP@host or HTTP/host@REALM`);
+}
+
+/** The realm `--spn HTTP/host@REALM` names, if any. */
+export function spnRealm(spn: string | undefined): string | undefined {
+  return spn ? /^[^/@\s]+\/[^/@\s]+@([^/@\s]+)$/.exec(spn)?.[1] : undefined;
+}
+
+/**
+ * Honour the realm of `--spn HTTP/host@REALM`. The addon imports host-based names only, whose realm
+ * krb5.conf's [domain_realm] decides; KRB5_CONFIG is a search list in which the first file naming a
+ * relation wins, so a one-line mapping put in front of the user's config pins the realm for this
+ * process alone. The file holds no secret and is removed at exit.
+ */
+export function pinServiceRealm(env: NodeJS.ProcessEnv, host: string, realm: string): string {
+  if (!/^[A-Za-z0-9._-]+$/.test(realm) || !/^[A-Za-z0-9._-]+$/.test(host)) throw new UsageError(`invalid --spn realm or host '${host}@${realm}'`);
+  const file = join(tmpdir(), `ozs3-krb5-${process.pid}-${randomBytes(6).toString('hex')}.conf`);
+  writeFileSync(file, `[domain_realm]\n  ${host.toLowerCase()} = ${realm}\n`, { mode: 0o600 });
+  process.once('exit', () => {
+    try {
+      unlinkSync(file);
+    } catch {
+      // already gone
+    }
+  });
+  env.KRB5_CONFIG = `${file}:${env.KRB5_CONFIG || '/etc/krb5.conf'}`;
+  return file;
 }
 
 export interface KeytabLogin {

@@ -90,7 +90,7 @@ async function readExtraCaCerts(path: string | undefined): Promise<string[]> {
 /** Validates the options, sets up keytab login and TLS, and opens one dispatcher for the run. */
 export async function openSecretClient(opts: ConnectionOptions, deps: Deps, connections = 1): Promise<SecretClient> {
   const { normalizeEndpoint, SecretClient } = await import('../ozone/client.js');
-  const { prepareKeytabLogin, resolveServiceName } = await import('../auth/spnego.js');
+  const { pinServiceRealm, prepareKeytabLogin, resolveServiceName, spnRealm, startNegotiation } = await import('../auth/spnego.js');
   const trace = makeTrace(opts, deps);
   if (!opts.endpoint) throw new UsageError('no endpoint: give --endpoint URL or set OZS3_ENDPOINT');
   const endpoint = normalizeEndpoint(opts.endpoint);
@@ -112,7 +112,13 @@ export async function openSecretClient(opts: ConnectionOptions, deps: Deps, conn
     prepareKeytabLogin(deps.env, { keytab, principal: opts.principal }, deps.cwd);
     trace?.(`kerberos: logging in from keytab ${keytab}${opts.principal ? ` as ${opts.principal}` : ''} into a private in-memory cache`);
   }
-  trace?.(`kerberos: service principal ${service}`);
+  const realm = spnRealm(opts.spn);
+  if (realm) pinServiceRealm(deps.env, service.slice(service.indexOf('@') + 1), realm);
+  trace?.(`kerberos: service principal ${service.replace('@', '/')}${realm ? `@${realm}` : ' (realm from krb5.conf [domain_realm])'}`);
+
+  // Start the first handshake now (env is final): it runs on the thread pool while the HTTP stack loads.
+  const firstNegotiation = startNegotiation({ service, principal: opts.principal, keytab, trace });
+  firstNegotiation.catch(() => {}); // reported when the first request takes it
 
   const timeoutMs = Math.round((opts.timeout ?? DEFAULT_TIMEOUT_SECONDS) * 1000);
   let dispatcher = deps.dispatcher;
@@ -140,5 +146,6 @@ export async function openSecretClient(opts: ConnectionOptions, deps: Deps, conn
     retries: opts.retries ?? DEFAULT_RETRIES,
     dispatcher,
     trace,
+    firstNegotiation,
   });
 }

@@ -34,6 +34,11 @@ export interface SecretClientOptions {
   userAgent?: string;
   /** Replaces the SPNEGO handshake (unit tests). */
   negotiate?: typeof startNegotiation;
+  /**
+   * A handshake already under way for the first request: GSSAPI works on libuv's thread pool, so it
+   * can run while the main thread is still loading the HTTP stack.
+   */
+  firstNegotiation?: Promise<Negotiation> | undefined;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
   /** Monotonic milliseconds (unit tests). */
@@ -79,7 +84,10 @@ export class SecretClient {
   private readonly random: () => number;
   private readonly now: () => number;
 
+  private prefetched: Promise<Negotiation> | undefined;
+
   constructor(private readonly opts: SecretClientOptions) {
+    this.prefetched = opts.firstNegotiation;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.random = opts.random ?? Math.random;
     this.now = opts.now ?? (() => performance.now());
@@ -143,18 +151,26 @@ export class SecretClient {
   }
 
   /** One request, with one renegotiation on 401 (a stale cookie, or another gateway behind a balancer). */
+  /** A fresh security context (so a fresh, single-use token); the prefetched one serves once. */
+  private nextNegotiation(): Promise<Negotiation> {
+    const prefetched = this.prefetched;
+    this.prefetched = undefined;
+    return (
+      prefetched ??
+      (this.opts.negotiate ?? startNegotiation)({
+        service: this.opts.service,
+        principal: this.opts.principal,
+        keytab: this.opts.keytab,
+        trace: this.opts.trace,
+      })
+    );
+  }
+
   private async exchange(method: string, path: string, deadline: number): Promise<Exchange> {
     let renegotiated = false;
     for (;;) {
       const cookie = this.cookie;
-      const negotiation: Negotiation | undefined = cookie
-        ? undefined
-        : await (this.opts.negotiate ?? startNegotiation)({
-            service: this.opts.service,
-            principal: this.opts.principal,
-            keytab: this.opts.keytab,
-            trace: this.opts.trace,
-          });
+      const negotiation: Negotiation | undefined = cookie ? undefined : await this.nextNegotiation();
       const res = await this.send(method, path, negotiation, cookie, deadline);
       if (res.status === 401) {
         this.cookie = undefined;
@@ -348,8 +364,20 @@ export function interpretResponse(method: string, user: string | undefined, res:
     });
   }
   const summary = `${status}${reason ? ` ${reason}` : ''}`;
+  // Without Ozone authorization the gateway lets /{username} through, and the OM refuses a
+  // non-admin with USER_MISMATCH, which the endpoint turns into a 500.
+  if (status === 500 && /USER_MISMATCH/.test(text)) {
+    throw new ForbiddenError(`forbidden: the Ozone Manager refused to act on the secret of ${who} for you (USER_MISMATCH)`, {
+      hint: 'only users in ozone.s3.administrators may name another user',
+    });
+  }
   if (status >= 500) {
-    throw new ServerError(status, `the gateway failed: ${summary}`, RETRYABLE_STATUS.has(status) ? 'the gateway or its load balancer is unavailable; try again later' : undefined);
+    const hint = RETRYABLE_STATUS.has(status)
+      ? 'the gateway or its load balancer is unavailable; try again later'
+      : user !== undefined
+        ? 'for another user’s secret a 500 often means you are not an S3 admin (ozone.s3.administrators) on a gateway without Ozone authorization'
+        : undefined;
+    throw new ServerError(status, `the gateway failed: ${summary}`, hint);
   }
   throw new ResponseError('UNEXPECTED_STATUS', `unexpected response from the gateway: ${summary}`);
 }

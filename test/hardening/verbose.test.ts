@@ -64,7 +64,7 @@ describe('--verbose against a real SPNEGO gateway, with KRB5_TRACE', () => {
     expect(lines).toHaveLength(2);
 
     // The HTTP exchange and the Kerberos steps...
-    expect(r.stderr).toMatch(/^\* kerberos: service principal HTTP@localhost$/m);
+    expect(r.stderr).toMatch(/^\* kerberos: service principal HTTP\/localhost \(realm from krb5.conf \[domain_realm\]\)$/m);
     expect(r.stderr).toMatch(/^\* > PUT http:\/\/localhost:\d+\/secret\/bob$/m);
     expect(r.stderr).toMatch(/^\* > authorization: Negotiate <redacted>$/m);
     expect(r.stderr).toMatch(/^\* < 200 OK$/m);

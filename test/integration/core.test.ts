@@ -3,7 +3,8 @@
  * Ozone-compatible test gateway verifying real SPNEGO tokens.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -211,6 +212,22 @@ describe('Kerberos', () => {
   it('uses --spn when the endpoint host differs from the principal’s host', async () => {
     const r = await ozs3('alice', ['getsecret', '--spn', `HTTP/localhost@${realm.name}`], { endpoint: `http://127.0.0.1:${gw.port}` });
     expect(r.code, r.stderr).toBe(0);
+  });
+
+  it('takes the realm from --spn HTTP/host@REALM over a krb5.conf that maps the host elsewhere', async () => {
+    await using other = await startRealm({ domainRealm: { localhost: 'ELSEWHERE.TEST' } });
+    await other.addPrincipal('alice', { password: 'pw' });
+    const otherCc = await other.kinit('alice', { password: 'pw' });
+    await using otherGw = await startGateway(other);
+    const privateTmp = mkdtempSync(join(tmpdir(), 'ozs3-tmp-'));
+    const env = withEnv(other, { KRB5CCNAME: otherCc, KRB5_CLIENT_KTNAME: '', TMPDIR: privateTmp });
+    const mapped = await runCli(['getsecret', '--endpoint', otherGw.url, '--retries', '0'], { env });
+    expectCleanFailure(mapped, 3, /ELSEWHERE\.TEST/);
+    const pinned = await runCli(['getsecret', '--endpoint', otherGw.url, '--spn', `HTTP/localhost@${other.name}`], { env });
+    expect(pinned.code, pinned.stderr).toBe(0);
+    expect(pinned.stdout).toContain(`awsAccessKey=alice@${other.name}`);
+    // The one-line krb5.conf that pinned the realm is gone with the process.
+    expect(readdirSync(privateTmp)).toEqual([]);
   });
 
   it('exits 3 when the gateway cannot verify the token (its keytab lacks the principal)', async () => {

@@ -141,3 +141,21 @@ describe('normalizeEndpoint', () => {
     expect(() => normalizeEndpoint(input)).toThrow(expect.objectContaining({ exitCode: 2 }));
   });
 });
+
+describe('a 500 for another user’s secret', () => {
+  it('is forbidden (exit 4) when the Ozone Manager says USER_MISMATCH', async () => {
+    const { pool, client } = setup();
+    pool.intercept({ path: '/secret/bob', method: 'PUT' }).reply(500, 'USER_MISMATCH: user alice cannot act for bob');
+    const error = await client.getSecret('bob').catch((e) => e);
+    expect(error.exitCode).toBe(4);
+    expect(error.hint).toMatch(/ozone\.s3\.administrators/);
+  });
+
+  it('stays exit 8 otherwise, with a hint about the admin list', async () => {
+    const { pool, client } = setup();
+    pool.intercept({ path: '/secret/bob', method: 'PUT' }).reply(500, 'Internal Server Error');
+    const error = await client.getSecret('bob').catch((e) => e);
+    expect(error.exitCode).toBe(8);
+    expect(error.hint).toMatch(/S3 admin/);
+  });
+});
