@@ -39,5 +39,17 @@ await build({
   ],
 });
 
+// bin/ozs3 (CommonJS, so plain --help never starts the ESM loader) serves help from this.
+await build({
+  entryPoints: [`${root}/src/fast-path.ts`],
+  outfile: `${root}/dist/fast-path.cjs`,
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  minify: true,
+  logLevel: 'warning',
+});
+
 const { renderHelpTexts } = await import(`${root}/dist/main.js`);
 writeFileSync(`${root}/dist/help.json`, `${JSON.stringify(await renderHelpTexts(), null, 1)}\n`);

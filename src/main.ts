@@ -1,37 +1,9 @@
 /** argv → exit code. Builds the program, runs it, prints any error once, maps it to the exit table. */
-import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { ExitCode, Ozs3Error, sanitizeText } from './errors.js';
 import { createProcessIO, decideColor, type IO } from './io.js';
 import type { Deps } from './deps.js';
-
-/** Help and version texts rendered by commander at build time (scripts/build.mjs), keyed by command. */
-type HelpTexts = Record<string, string> & { version: string };
-
-function loadHelpTexts(): HelpTexts | undefined {
-  try {
-    return JSON.parse(readFileSync(new URL('./help.json', import.meta.url), 'utf8')) as HelpTexts;
-  } catch {
-    return undefined; // running from source: commander renders it
-  }
-}
-
-const COMMAND_NAMES: Record<string, string> = { getsecret: 'getsecret', 'get-secret': 'getsecret', revokesecret: 'revokesecret', 'revoke-secret': 'revokesecret', doctor: 'doctor', completion: 'completion' };
-
-/**
- * `ozs3 --help`, `ozs3 CMD --help`, `ozs3 help [CMD]` and `--version` without loading commander:
- * the commonest start-up, served from the texts commander itself rendered at build time.
- */
-export function fastOutput(argv: readonly string[], texts = loadHelpTexts()): string | undefined {
-  if (!texts) return undefined;
-  const isHelp = (a: string | undefined) => a === '--help' || a === '-h';
-  const [first, second] = argv;
-  if (argv.length === 1 && first === '--version') return `${texts.version}\n`;
-  if (argv.length === 1 && (isHelp(first) || first === 'help')) return texts.root;
-  if (argv.length === 2 && first && COMMAND_NAMES[first] && isHelp(second)) return texts[COMMAND_NAMES[first]!];
-  if (argv.length === 2 && first === 'help' && second && COMMAND_NAMES[second]) return texts[COMMAND_NAMES[second]!];
-  return undefined;
-}
+import type { HelpTexts } from './fast-path.js';
 
 /** What the build stores in dist/help.json. */
 export async function renderHelpTexts(): Promise<HelpTexts> {
@@ -50,13 +22,6 @@ function captureHelp(cmd: import('commander').Command): string {
 }
 
 export async function main(argv: string[], overrides: Partial<Deps> = {}): Promise<number> {
-  if (!overrides.io) {
-    const fast = fastOutput(argv);
-    if (fast !== undefined) {
-      process.stdout.write(fast);
-      return ExitCode.ok;
-    }
-  }
   const { buildProgram } = await import('./program.js');
   const { CommanderError } = await import('commander');
   const io = overrides.io ?? createProcessIO();

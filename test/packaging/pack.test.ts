@@ -37,7 +37,7 @@ describe('npm pack', () => {
     expect(files).toContain('dist/main.d.ts');
     expect(files).toContain('dist/help.json');
     for (const f of ['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json']) expect(files).toContain(f);
-    const stray = files.filter((f) => !/^(bin\/ozs3|dist\/.+|README\.md|LICENSE|CHANGELOG\.md|package\.json)$/.test(f));
+    const stray = files.filter((f) => !/^(bin\/ozs3|bin\/package\.json|dist\/.+|README\.md|LICENSE|CHANGELOG\.md|package\.json)$/.test(f));
     expect(stray).toEqual([]);
     expect(files.some((f) => /\.(keytab|ccache)$|(^|\/)\.?(aws\/)?credentials$/.test(f))).toBe(false);
   });

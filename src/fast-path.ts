@@ -1,0 +1,43 @@
+/**
+ * `ozs3 --help`, `ozs3 CMD --help`, `ozs3 help [CMD]` and `--version` without loading commander or
+ * even Node's ESM loader: the commonest start-up, served from the texts commander itself rendered at
+ * build time (dist/help.json). Built a second time as dist/fast-path.cjs for bin/ozs3.
+ */
+import { readFileSync } from 'node:fs';
+
+/** Help and version texts, keyed by command ('root' for the program itself). */
+export type HelpTexts = Record<string, string> & { version: string };
+
+export const COMMAND_NAMES: Readonly<Record<string, string>> = {
+  getsecret: 'getsecret',
+  'get-secret': 'getsecret',
+  revokesecret: 'revokesecret',
+  'revoke-secret': 'revokesecret',
+  doctor: 'doctor',
+  completion: 'completion',
+};
+
+/** Which text argv asks for, if it asks for nothing but help or the version. */
+export function helpKey(argv: readonly string[]): string | undefined {
+  const isHelp = (a: string | undefined) => a === '--help' || a === '-h';
+  const [first, second] = argv;
+  if (argv.length === 1 && first === '--version') return 'version';
+  if (argv.length === 1 && (isHelp(first) || first === 'help')) return 'root';
+  if (argv.length === 2 && first && COMMAND_NAMES[first] && isHelp(second)) return COMMAND_NAMES[first];
+  if (argv.length === 2 && first === 'help' && second && COMMAND_NAMES[second]) return COMMAND_NAMES[second];
+  return undefined;
+}
+
+/** The text to print for argv, or undefined when commander must run (or help.json is absent). */
+export function fastOutput(argv: readonly string[], helpFile: string): string | undefined {
+  const key = helpKey(argv);
+  if (key === undefined) return undefined;
+  let texts: HelpTexts;
+  try {
+    texts = JSON.parse(readFileSync(helpFile, 'utf8')) as HelpTexts;
+  } catch {
+    return undefined; // running from source: commander renders it
+  }
+  const text = texts[key];
+  return text === undefined ? undefined : key === 'version' ? `${text}\n` : text;
+}
