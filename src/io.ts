@@ -1,4 +1,5 @@
 /** Where output goes. stdout carries data only; stderr carries messages for people. */
+import { isatty } from 'node:tty';
 export interface IO {
   /** Write data to stdout, as is. */
   out(text: string): void;
@@ -24,17 +25,20 @@ export function decideColor(env: NodeJS.ProcessEnv, isTTY: boolean, flag: boolea
 }
 
 export function createProcessIO(): IO {
-  const { stdin, stdout, stderr, env } = process;
+  const { env } = process;
+  // isatty() instead of process.stdin.isTTY: touching process.stdin sets up a stream (and on a pipe
+  // the net module) that a command which never reads stdin does not need.
+  const stderrIsTTY = isatty(2);
   return {
-    out: (text) => void stdout.write(text),
-    err: (text) => void stderr.write(text),
-    stdinIsTTY: Boolean(stdin.isTTY),
-    stdoutIsTTY: Boolean(stdout.isTTY),
-    stderrIsTTY: Boolean(stderr.isTTY),
-    colorEnabled: decideColor(env, Boolean(stderr.isTTY), undefined),
+    out: (text) => void process.stdout.write(text),
+    err: (text) => void process.stderr.write(text),
+    stdinIsTTY: isatty(0),
+    stdoutIsTTY: isatty(1),
+    stderrIsTTY,
+    colorEnabled: decideColor(env, stderrIsTTY, undefined),
     async prompt(question) {
       const { createInterface } = await import('node:readline/promises');
-      const rl = createInterface({ input: stdin, output: stderr, terminal: Boolean(stdin.isTTY) });
+      const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: isatty(0) });
       try {
         return await rl.question(question);
       } finally {
@@ -43,7 +47,7 @@ export function createProcessIO(): IO {
     },
     async readStdin() {
       const chunks: Buffer[] = [];
-      for await (const chunk of stdin) chunks.push(chunk as Buffer);
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
       return Buffer.concat(chunks).toString('utf8');
     },
   };
