@@ -27,6 +27,20 @@ await build({
   logLevel: 'warning',
   plugins: [
     {
+      // commander loads node:child_process (and with it dgram and net) for executable subcommands,
+      // which ozs3 does not have; doctor, which runs klist, imports it itself.
+      name: 'commander-without-child-process',
+      setup(b) {
+        b.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
+          /[\\/]commander[\\/]/.test(args.importer) ? { path: 'child_process', namespace: 'ozs3-stub' } : undefined,
+        );
+        b.onLoad({ filter: /.*/, namespace: 'ozs3-stub' }, () => ({
+          contents: "module.exports = { spawn () { throw new Error('ozs3 has no executable subcommands') } }",
+          loader: 'js',
+        }));
+      },
+    },
+    {
       // undici's HTTP/2 client loads node:http2 (~8 ms) at start-up; ozs3 speaks HTTP/1.1 only.
       name: 'no-http2',
       setup(b) {

@@ -3,7 +3,6 @@
  * Host-based service name, mutual authentication requested, never credential delegation,
  * and a fresh security context (so a fresh, single-use token) for every request.
  */
-import { randomBytes } from 'node:crypto';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -47,8 +46,9 @@ export function spnRealm(spn: string | undefined): string | undefined {
  */
 export function pinServiceRealm(env: NodeJS.ProcessEnv, host: string, realm: string): string {
   if (!/^[A-Za-z0-9._-]+$/.test(realm) || !/^[A-Za-z0-9._-]+$/.test(host)) throw new UsageError(`invalid --spn realm or host '${host}@${realm}'`);
-  const file = join(tmpdir(), `ozs3-krb5-${process.pid}-${randomBytes(6).toString('hex')}.conf`);
-  writeFileSync(file, `[domain_realm]\n  ${host.toLowerCase()} = ${realm}\n`, { mode: 0o600 });
+  // 'wx': a name someone else planted in the shared temp dir is never written through.
+  const file = join(tmpdir(), `ozs3-krb5-${process.pid}-${Date.now().toString(36)}.conf`);
+  writeFileSync(file, `[domain_realm]\n  ${host.toLowerCase()} = ${realm}\n`, { mode: 0o600, flag: 'wx' });
   process.once('exit', () => {
     try {
       unlinkSync(file);
@@ -73,7 +73,8 @@ export interface KeytabLogin {
 export function prepareKeytabLogin(env: NodeJS.ProcessEnv, login: KeytabLogin, cwd: string): void {
   const keytab = /^[A-Z]+:/.test(login.keytab) ? login.keytab : `FILE:${resolve(cwd, login.keytab)}`;
   env.KRB5_CLIENT_KTNAME = keytab;
-  env.KRB5CCNAME = `MEMORY:ozs3-${process.pid}-${randomBytes(6).toString('hex')}`;
+  // MEMORY caches live inside this process, so the pid alone keeps the name apart.
+  env.KRB5CCNAME = `MEMORY:ozs3-${process.pid}`;
 }
 
 export interface Negotiation {
