@@ -52,8 +52,10 @@ describe('start-up', () => {
     expect(fast.cjs.some((f) => f.includes('commander'))).toBe(false);
   });
 
-  it('loads Kerberos only when a command runs', async () => {
+  it('loads Kerberos only when a command runs, and then nothing an http request does not need', async () => {
     const r = await loaded(['getsecret', '--endpoint', 'http://localhost:1', '--retries', '0']);
     expect(r.cjs.some((f) => /kerberos/.test(f))).toBe(true);
+    // HTTP/2 is stubbed out of undici, child_process out of commander; names need no crypto.
+    expect(r.natives.filter((m) => ['http2', 'child_process', 'dgram', 'crypto', 'tls'].includes(m))).toEqual([]);
   });
 });
