@@ -90,7 +90,8 @@ export class SecretClient {
     this.prefetched = opts.firstNegotiation;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.random = opts.random ?? Math.random;
-    this.now = opts.now ?? (() => performance.now());
+    // process.hrtime, not performance.now(): the performance global loads perf_hooks on first use.
+    this.now = opts.now ?? (() => Number(process.hrtime.bigint()) / 1e6);
   }
 
   /** PUT /secret or /secret/{user}. */
