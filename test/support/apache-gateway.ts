@@ -406,6 +406,18 @@ async function launch(
 function createHandle(launched: Launched, port: number, dir: string, keytab: string, storePath: string, cgiLogPath: string): ApacheGateway {
   let stopped: Promise<void> | undefined;
   const readLines = async (path: string) => (await readFile(path, 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
+  // httpd logs a request after its response is sent, so a client can be done before its line is
+  // written: read until the log has stayed the same for 100 ms (at most 2 s).
+  const settledLines = async (path: string) => {
+    let lines = await readLines(path);
+    for (let stable = 0, waited = 0; stable < 4 && waited < 2000; waited += 25) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      const next = await readLines(path);
+      stable = next.length === lines.length ? stable + 1 : 0;
+      lines = next;
+    }
+    return lines;
+  };
   const gateway: ApacheGateway = {
     url: `http://localhost:${port}`,
     port,
@@ -421,7 +433,7 @@ function createHandle(launched: Launched, port: number, dir: string, keytab: str
       // In place (not rename): the file keeps its owner, so the CGI (nobody, under root) can still write it.
       await writeFile(storePath, `${JSON.stringify(data)}\n`);
     },
-    accessLog: () => readLines(join(dir, 'logs', 'access.log')),
+    accessLog: () => settledLines(join(dir, 'logs', 'access.log')),
     async cgiLog() {
       return (await readLines(cgiLogPath)).map((l) => JSON.parse(l) as CgiLogEntry);
     },
