@@ -87,6 +87,26 @@ async function readExtraCaCerts(path: string | undefined): Promise<string[]> {
   }
 }
 
+export interface TlsOptions {
+  ca?: string[];
+  rejectUnauthorized?: boolean;
+}
+
+/**
+ * The endpoint's TLS settings: `--cacert` adds to the system roots and NODE_EXTRA_CA_CERTS (setting
+ * `ca` would otherwise replace both); `--insecure` stops verification. A bad --cacert is exit 9.
+ */
+export async function resolveTlsOptions(opts: Pick<ConnectionOptions, 'cacert' | 'insecure'>, env: NodeJS.ProcessEnv, cwd: string): Promise<TlsOptions> {
+  const tls: TlsOptions = {};
+  if (opts.cacert !== undefined) {
+    const { rootCertificates } = await import('node:tls');
+    const cacert = await readCaFile(resolve(cwd, opts.cacert));
+    tls.ca = [...rootCertificates, ...(await readExtraCaCerts(env.NODE_EXTRA_CA_CERTS)), cacert];
+  }
+  if (opts.insecure) tls.rejectUnauthorized = false;
+  return tls;
+}
+
 /** Validates the options, sets up keytab login and TLS, and opens one dispatcher for the run. */
 export async function openSecretClient(opts: ConnectionOptions, deps: Deps, connections = 1): Promise<SecretClient> {
   const { normalizeEndpoint, SecretClient } = await import('../ozone/client.js');
@@ -123,17 +143,8 @@ export async function openSecretClient(opts: ConnectionOptions, deps: Deps, conn
   const timeoutMs = Math.round((opts.timeout ?? DEFAULT_TIMEOUT_SECONDS) * 1000);
   let dispatcher = deps.dispatcher;
   if (!dispatcher) {
-    const tls: { ca?: string[]; rejectUnauthorized?: boolean } = {};
-    if (opts.cacert !== undefined) {
-      // Setting `ca` replaces Node's default store, NODE_EXTRA_CA_CERTS included: add both back.
-      const { rootCertificates } = await import('node:tls');
-      const cacert = await readCaFile(resolve(deps.cwd, opts.cacert));
-      tls.ca = [...rootCertificates, ...(await readExtraCaCerts(deps.env.NODE_EXTRA_CA_CERTS)), cacert];
-    }
-    if (opts.insecure) {
-      tls.rejectUnauthorized = false;
-      deps.io.err('ozs3: warning: --insecure: the TLS certificate of the endpoint is not verified\n');
-    }
+    const tls = await resolveTlsOptions(opts, deps.env, deps.cwd);
+    if (opts.insecure) deps.io.err('ozs3: warning: --insecure: the TLS certificate of the endpoint is not verified\n');
     const { createDispatcher } = await import('../http/dispatcher.js');
     dispatcher = await createDispatcher({ connections, connectTimeoutMs: timeoutMs, tls, env: deps.env });
   }

@@ -3,13 +3,11 @@
  * service principal, DNS, TCP, TLS, the clock, the endpoint and the gateway login, the AWS files —
  * and say what to fix. The report is the command's data: stdout. Nothing is created or revoked.
  */
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { ExitCode, Ozs3Error, sanitizeText, type ExitCodeValue } from '../errors.js';
 import { decideColor } from '../io.js';
 import type { Deps } from '../deps.js';
 import type { Negotiation } from '../auth/spnego.js';
-import { makeTrace, type ConnectionOptions } from './connect.js';
+import { makeTrace, resolveTlsOptions, type ConnectionOptions, type TlsOptions } from './connect.js';
 import { fail, ok, skip, warn, withTimeout, type CheckResult } from '../doctor/check.js';
 import type { Krb5Config } from '../doctor/krb5-conf.js';
 
@@ -86,10 +84,6 @@ function proxyFor(url: URL, env: NodeJS.ProcessEnv): string | undefined {
   }
 }
 
-async function readPem(path: string): Promise<string> {
-  return readFile(path, 'utf8');
-}
-
 export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<DoctorReport> {
   const timeoutMs = Math.round((flags.timeout ?? DOCTOR_TIMEOUT_SECONDS) * 1000);
   const trace = makeTrace(flags, deps);
@@ -163,30 +157,20 @@ export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<Doctor
       return { dns: dns.result, tcp: tcp.result, tls: none('tls', why), clock: none('clock', why), gateway: none('gateway', why), reachable: false as const };
     }
 
-    // TLS settings as getsecret builds them (connect.ts): --cacert adds to the roots and NODE_EXTRA_CA_CERTS.
-    const tlsOptions: { ca?: string[]; rejectUnauthorized?: boolean } = {};
+    // TLS settings exactly as getsecret builds them.
+    let tlsOptions: TlsOptions = {};
     let tls: CheckResult;
     let trusted = true;
     if (url.protocol === 'https:') {
       let caProblem: CheckResult | undefined;
       let trust = 'trust: system CAs' + (userEnv.NODE_EXTRA_CA_CERTS ? ` + NODE_EXTRA_CA_CERTS ${userEnv.NODE_EXTRA_CA_CERTS}` : '');
-      if (cacert !== undefined) {
-        const file = resolve(deps.cwd, cacert);
-        try {
-          const { rootCertificates } = await import('node:tls');
-          const extra = userEnv.NODE_EXTRA_CA_CERTS ? [await readPem(userEnv.NODE_EXTRA_CA_CERTS).catch(() => '')] : [];
-          const pem = await readPem(file);
-          if (!/-----BEGIN CERTIFICATE-----/.test(pem)) {
-            caProblem = fail('tls', ExitCode.localFiles, `the --cacert file ${file} holds no PEM certificate`, 'give the CA certificate as PEM (-----BEGIN CERTIFICATE-----); from DER: openssl x509 -inform der -in ca.der -out ca.pem');
-          }
-          tlsOptions.ca = [...rootCertificates, ...extra.filter(Boolean), pem];
-          trust += ` + --cacert ${cacert}`;
-        } catch (error) {
-          const code = (error as NodeJS.ErrnoException).code ?? 'error';
-          caProblem = fail('tls', ExitCode.localFiles, `cannot read the --cacert file ${file} (${code})`, 'give a readable PEM file with the CA certificate(s)');
-        }
+      try {
+        tlsOptions = await resolveTlsOptions({ cacert, insecure: flags.insecure }, userEnv, deps.cwd);
+        if (cacert !== undefined) trust += ` + --cacert ${cacert}`;
+      } catch (error) {
+        if (!(error instanceof Ozs3Error)) throw error;
+        caProblem = fail('tls', error.exitCode, error.message, error.hint);
       }
-      if (flags.insecure) tlsOptions.rejectUnauthorized = false;
       if (caProblem) {
         tls = caProblem;
         trusted = false;

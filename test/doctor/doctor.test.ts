@@ -208,6 +208,13 @@ describe('ozs3 doctor', () => {
     expect(trusted.get('gateway')!.status).toBe('ok');
   });
 
+  it('names a --cacert file that holds no certificate as a local file problem (exit 9), as getsecret does', async () => {
+    const notPem = join(realm.dir, 'not-a-cert.pem');
+    writeFileSync(notPem, 'hello\n');
+    const r = await doctor(['--endpoint', `https://localhost:${tlsPort}`, '--cacert', notPem]);
+    expectFirstFailure(r, 'tls', 9, /holds no PEM certificate/, /openssl x509/);
+  });
+
   it('pinpoints a disabled secret endpoint: gateway fails with the config key, exit 8', async () => {
     await gwDisabled.reset();
     const r = await doctor(['--endpoint', gwDisabled.url]);
