@@ -239,7 +239,7 @@ export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<Doctor
   let ticketCheck = credCheck;
   let target: import('../doctor/credentials.js').ServiceTarget | undefined;
   if (endpoint) {
-    const { resolveServiceName, startNegotiation, prepareKeytabLogin } = await import('../auth/spnego.js');
+    const { resolveServiceName, startNegotiation, prepareKeytabLogin, pinServiceRealm, spnRealm } = await import('../auth/spnego.js');
     let service: string | undefined;
     try {
       service = resolveServiceName(spn, endpoint.hostname);
@@ -255,6 +255,9 @@ export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<Doctor
         spCheck = skip('service principal', `${target.principal}: not checked without working credentials (see ${credName} above)`);
       } else {
         if (keytab) prepareKeytabLogin(deps.env, { keytab, principal: flags.principal }, deps.cwd);
+        // The same realm pinning getsecret does (commands/connect.ts), so both ask the KDC alike.
+        const pinned = spnRealm(spn);
+        if (pinned) pinServiceRealm(deps.env, service.slice(service.indexOf('@') + 1), pinned);
         const host = endpoint.hostname;
         const outcome = await guarded<import('../doctor/credentials.js').ServicePrincipalOutcome>(
           timeoutMs * 2,

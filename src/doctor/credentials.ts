@@ -8,9 +8,9 @@ import { isIP } from 'node:net';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { ExitCode, Ozs3Error, sanitizeText } from '../errors.js';
-import type { Negotiation } from '../auth/spnego.js';
 import { describeRemaining, fail, formatLocalTime, ok, runTool, skip, warn, type CheckResult } from './check.js';
 import { hostRealm, realmOf, type Krb5Config } from './krb5-conf.js';
+import { spnRealm as spnRealmOf, type Negotiation } from '../auth/spnego.js';
 import { findTgt, keytabPrincipals, parseKeytabListing, parseKlist } from './klist.js';
 
 /** A ticket that runs out within this is worth a warning: a long batch could outlive it. */
@@ -239,7 +239,7 @@ export interface ServiceTarget {
   realmVia: string;
   /** `HTTP/host@REALM` as the KDC will be asked for it. */
   principal: string;
-  /** The realm part of --spn, which the host-based name cannot carry. */
+  /** The realm part of --spn, which getsecret pins for the host (auth/spnego.ts pinServiceRealm). */
   spnRealm?: string | undefined;
   /** Whether [domain_realm] maps the host (else: referral, then fallback realms). */
   mapped: boolean;
@@ -249,17 +249,19 @@ export function describeServiceTarget(service: string, spn: string | undefined, 
   const at = service.lastIndexOf('@');
   const svc = service.slice(0, at);
   const host = service.slice(at + 1);
-  const mapped = config ? hostRealm(config, host) : undefined;
+  const spnRealm = spnRealmOf(spn);
+  const mapped = spnRealm ? { realm: spnRealm, entry: host } : config ? hostRealm(config, host) : undefined;
   const defaultRealm = config?.get('libdefaults', 'default_realm');
   const realm = mapped?.realm ?? clientRealm ?? defaultRealm;
   // MIT's fallback for unmapped hosts (hostrealm "domain" module): the parent domain, upper-cased;
   // for a name without a dot, the default realm.
   const dot = host.indexOf('.');
   const fallback = isIP(host) === 0 && dot > 0 ? host.slice(dot + 1).toUpperCase() : defaultRealm;
-  const realmVia = mapped
+  const realmVia = spnRealm
+    ? `--spn ${spn}`
+    : mapped
     ? `[domain_realm] ${mapped.entry} = ${mapped.realm}`
     : `no [domain_realm] entry: referral from ${clientRealm ?? 'your realm'}${fallback ? `, then realm ${fallback}` : ''}`;
-  const spnRealm = spn ? /^[^/@\s]+\/[^/@\s]+@([^/@\s]+)$/.exec(spn)?.[1] : undefined;
   return { service, host, realm, realmVia, principal: `${svc}/${host}@${realm ?? ''}`, spnRealm, mapped: mapped !== undefined };
 }
 
@@ -284,15 +286,12 @@ export function checkKrb5Config(
   if (!target) return defaultRealm ? ok(name, parts.join('; ')) : warn(name, parts.join('; '), `set default_realm in [libdefaults] of ${file}`);
   parts.push(`${target.host} → ${target.realm ?? '?'} (${target.realmVia})`);
   const clientRealm = realmOf(creds.principal);
-  const mapped = hostRealm(config, target.host);
-  const mapFix = (realm: string) => `add "${target.host} = ${realm}" under [domain_realm] in ${file}, or use an endpoint host name that maps to ${realm}`;
-  if (target.spnRealm && target.realm && target.spnRealm !== target.realm) {
-    return warn(
-      name,
-      `${parts.join('; ')}; --spn names realm ${target.spnRealm}, but ozs3 asks for the host-based name ${target.service}, so the realm comes from [domain_realm]`,
-      mapFix(target.spnRealm),
-    );
-  }
+  // --spn HTTP/host@REALM overrides [domain_realm] for this run, as it does for getsecret.
+  const mapped = target.spnRealm ? { realm: target.spnRealm, entry: target.host } : hostRealm(config, target.host);
+  const mapFix = (realm: string) =>
+    target.spnRealm
+      ? `use --spn HTTP/${target.host}@${realm} (the realm of your ticket), or get a ticket in ${target.spnRealm}`
+      : `add "${target.host} = ${realm}" under [domain_realm] in ${file}, or use an endpoint host name that maps to ${realm}`;
   if (mapped && clientRealm && mapped.realm !== clientRealm) {
     const text = `${parts.join('; ')}; your ticket is for ${clientRealm}`;
     if (crossRealmFailure) return fail(name, ExitCode.auth, `${text}, and ${crossRealmFailure}`, mapFix(clientRealm));

@@ -182,6 +182,14 @@ describe('ozs3 doctor', () => {
     expect(checks.get('service principal')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/HTTP\/localhost@OTHER\.REALM.*krbtgt\/OTHER\.REALM@OZS3\.TEST/) });
   });
 
+  it('takes the realm of --spn HTTP/host@REALM over that mapping, as getsecret does: all checks pass', async () => {
+    const r = await doctor(['--endpoint', gw.url, '--spn', `HTTP/localhost@${realm.name}`], envFor(aliceCc, { KRB5_CONFIG: otherRealmConf }));
+    const checks = parseReport(r.stdout);
+    expect(r.code, r.stdout).toBe(0);
+    expect(checks.get('krb5.conf')!.detail).toMatch(new RegExp(`localhost → ${realm.name.replace('.', '\\.')} \\(--spn`));
+    expect(checks.get('spnego')!.status).toBe('ok');
+  });
+
   it('pinpoints a gateway whose keytab lacks the principal the KDC issued a ticket for: spnego fails', async () => {
     // The KDC knows HTTP/s3g.other.test, so the ticket is issued; the gateway holds only HTTP/localhost.
     if (!(await realm.hasPrincipal('HTTP/s3g.other.test'))) await realm.addPrincipal('HTTP/s3g.other.test', { randkey: true });
