@@ -16,10 +16,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { withEnv, type Realm } from './realm.js';
+import { killDaemon, startDaemon, type Daemon } from './daemon.js';
 
 export interface ApacheGatewayOptions {
   /** S3 admins (ozone.s3.administrators): full principals or short names; '*' means everyone. */
@@ -133,17 +134,6 @@ async function freePort(): Promise<number> {
   });
 }
 
-function tcpAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 /** A config value in double quotes, as httpd's tokenizer reads it. */
 function q(value: string): string {
   if (/["\n\\]/.test(value)) throw new Error(`unsupported character in httpd.conf value: ${value}`);
@@ -219,27 +209,6 @@ function httpdConf(o: {
     '',
   ].join('\n');
 }
-
-/**
- * httpd under a tiny sh guard holding a pipe from this process: when this process dies (even by
- * SIGKILL) the pipe closes and the guard stops httpd, so no httpd outlives the test run.
- *
- * The guard runs in its own process group (spawn `detached`): httpd's prefork MPM, when it stops
- * in -DFOREGROUND mode, sends SIGTERM to its whole process group (killpg(getpgrp())), which would
- * otherwise be vitest's, ours and the shell's. The guard ignores that SIGTERM so it can reap httpd.
- */
-const HTTPD_GUARD = [
-  "trap '' TERM",
-  'exec 3<&0',
-  '"$@" </dev/null &',
-  'httpd=$!',
-  'echo "pid $httpd"',
-  '( read -r _ <&3; kill -TERM "$httpd" 2>/dev/null ) &',
-  'guard=$!',
-  'wait "$httpd"; rc=$?',
-  'kill -9 "$guard" 2>/dev/null',
-  'exit "$rc"',
-].join('\n');
 
 let gatewayCount = 0;
 
@@ -331,79 +300,20 @@ async function chownTree(path: string, uid: number, gid: number): Promise<void> 
   for (const entry of await readdir(path)) await chownTree(join(path, entry), uid, gid);
 }
 
-/** SIGKILL the guard's whole process group: guard, httpd and its prefork children. */
-function killGroup(child: ChildProcess): void {
-  try {
-    if (child.pid) process.kill(-child.pid, 'SIGKILL');
-  } catch {
-    // gone
+/**
+ * httpd under the daemon guard in its own process group: httpd's prefork MPM, stopping under
+ * -DFOREGROUND, sends SIGTERM to its whole group, which would otherwise be vitest's and ours.
+ */
+async function launch(httpd: string, confPath: string, port: number, env: Record<string, string>, errorLog: string): Promise<Daemon | { failed: string }> {
+  const started = await startDaemon({ command: [httpd, '-f', confPath, '-DFOREGROUND'], env, port, timeoutMs: 10_000, logFile: errorLog, ownProcessGroup: true });
+  if ('child' in started) {
+    liveServers.set(started.pid, started.child);
+    installExitHook();
   }
+  return started;
 }
 
-interface Launched {
-  child: ChildProcess;
-  pid: number;
-  exited: Promise<number | null>;
-}
-
-async function launch(
-  httpd: string,
-  confPath: string,
-  port: number,
-  env: Record<string, string>,
-  errorLog: string,
-): Promise<Launched | { failed: string }> {
-  const child = spawn('/bin/sh', ['-c', HTTPD_GUARD, 'httpd-guard', httpd, '-f', confPath, '-DFOREGROUND'], {
-    env,
-    stdio: ['pipe', 'pipe', 'pipe'],
-    detached: true,
-  });
-  let output = '';
-  let exitCode: number | null | undefined;
-  const exited = new Promise<number | null>((resolve) => {
-    child.once('exit', (code) => {
-      exitCode = code;
-      resolve(code);
-    });
-  });
-  child.stdin?.on('error', () => {}); // the guard may be gone already when we close its pipe
-  child.stdout?.setEncoding('utf8');
-  child.stderr?.setEncoding('utf8');
-  const pid = await new Promise<number>((resolve) => {
-    child.stdout?.on('data', (chunk: string) => {
-      output += chunk;
-      const m = /pid (\d+)/.exec(output);
-      if (m?.[1]) resolve(Number(m[1]));
-    });
-    void exited.then(() => resolve(0));
-  });
-  child.stderr?.on('data', (chunk: string) => {
-    output = (output + chunk).slice(-4000);
-  });
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && exitCode === undefined) {
-    if (await tcpAnswers(port)) {
-      liveServers.set(pid, child);
-      installExitHook();
-      return { child, pid, exited };
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  if (exitCode === undefined) {
-    child.stdin?.end();
-    killGroup(child);
-    await exited;
-  }
-  let log = '';
-  try {
-    log = (await readFile(errorLog, 'utf8')).split('\n').slice(-10).join('\n');
-  } catch {
-    // no log yet
-  }
-  return { failed: `httpd did not answer on 127.0.0.1:${port} (exit ${String(exitCode)}): ${output.replace(/^pid \d+\n?/, '').trim()} ${log}`.trim() };
-}
-
-function createHandle(launched: Launched, port: number, dir: string, keytab: string, storePath: string, cgiLogPath: string): ApacheGateway {
+function createHandle(launched: Daemon, port: number, dir: string, keytab: string, storePath: string, cgiLogPath: string): ApacheGateway {
   let stopped: Promise<void> | undefined;
   const readLines = async (path: string) => (await readFile(path, 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
   // httpd logs a request after its response is sent, so a client can be done before its line is
@@ -446,7 +356,7 @@ function createHandle(launched: Launched, port: number, dir: string, keytab: str
         } catch {
           // already gone
         }
-        const timer = setTimeout(() => killGroup(launched.child), 3_000);
+        const timer = setTimeout(() => killDaemon(launched, true), 3_000);
         launched.child.stdin?.end();
         await launched.exited;
         clearTimeout(timer);

@@ -8,14 +8,15 @@
  *   await realm.addPrincipal('alice', { password: 'pw' });
  *   const ccache = await realm.kinit('alice', { password: 'pw' });
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer, connect } from 'node:net';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { delimiter, isAbsolute, join } from 'node:path';
+import { startDaemon, type Daemon } from './daemon.js';
 
 export interface Realm extends AsyncDisposable {
   readonly name: string;
@@ -179,17 +180,6 @@ async function findFreePort(): Promise<number> {
   throw new Error('could not find a free loopback port for the KDC');
 }
 
-function tcpAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 function krb5Conf(name: string, port: number, domainRealm: Record<string, string>, dir: string): string {
   const mappings = { localhost: name, '127.0.0.1': name, ...domainRealm };
   return [
@@ -245,87 +235,6 @@ function kdcConf(name: string, port: number, dir: string): string {
   ].join('\n');
 }
 
-/**
- * The KDC runs under a tiny sh guard holding a pipe from this process: when this process dies (even
- * by SIGKILL) the pipe closes, `read` returns, and the guard kills krb5kdc. No orphans either way.
- */
-const KDC_GUARD = [
-  'exec 3<&0',
-  '"$1" -n -r "$2" </dev/null &',
-  'kdc=$!',
-  'echo "pid $kdc"',
-  '( read -r _ <&3; kill -TERM "$kdc" 2>/dev/null ) &',
-  'guard=$!',
-  'wait "$kdc"; rc=$?',
-  'kill "$guard" 2>/dev/null',
-  'exit "$rc"',
-].join('\n');
-
-interface KdcProcess {
-  child: ChildProcess;
-  pid: number;
-  exited: Promise<number | null>;
-}
-
-async function startKdc(
-  krb5kdc: string,
-  name: string,
-  port: number,
-  env: Record<string, string>,
-  logFile: string,
-): Promise<KdcProcess | { failed: string }> {
-  const child = spawn('/bin/sh', ['-c', KDC_GUARD, 'kdc-guard', krb5kdc, name], {
-    env,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let output = '';
-  let exitCode: number | null | undefined;
-  const exited = new Promise<number | null>((resolve) => {
-    child.once('exit', (code) => {
-      exitCode = code;
-      resolve(code);
-    });
-  });
-  child.stdout?.setEncoding('utf8');
-  child.stderr?.setEncoding('utf8');
-  const pidLine = new Promise<number>((resolve) => {
-    child.stdout?.on('data', (chunk: string) => {
-      output += chunk;
-      const m = /pid (\d+)/.exec(output);
-      if (m?.[1]) resolve(Number(m[1]));
-    });
-    void exited.then(() => resolve(0));
-  });
-  child.stderr?.on('data', (chunk: string) => {
-    output += chunk;
-  });
-  const pid = await pidLine;
-  const deadline = Date.now() + 5_000;
-  while (Date.now() < deadline) {
-    if (exitCode !== undefined) break;
-    if (await tcpAnswers(port)) return { child, pid, exited };
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  let log = '';
-  try {
-    log = (await readFile(logFile, 'utf8')).split('\n').slice(-5).join('\n');
-  } catch {
-    // no log yet
-  }
-  if (exitCode === undefined) {
-    child.stdin?.end();
-    child.kill('SIGKILL');
-    if (pid) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  }
-  return { failed: `krb5kdc did not answer on 127.0.0.1:${port} (exit ${String(exitCode)}): ${output.trim()} ${log}`.trim() };
-}
-
 /** Starts a fresh realm with its own KDC. Throws (never skips) if the MIT tools are missing. */
 export async function startRealm(opts: StartRealmOptions = {}): Promise<Realm> {
   const tools = resolveTools();
@@ -347,7 +256,7 @@ export async function startRealm(opts: StartRealmOptions = {}): Promise<Realm> {
     };
     const toolEnv = withEnv({ env, dir });
 
-    let kdc: KdcProcess | undefined;
+    let kdc: Daemon | undefined;
     let port = 0;
     let lastFailure = '';
     let dbCreated = false;
@@ -361,7 +270,7 @@ export async function startRealm(opts: StartRealmOptions = {}): Promise<Realm> {
         if (created.code !== 0) throw new Error(`kdb5_util create failed: ${created.stderr.trim()}`);
         dbCreated = true;
       }
-      const started = await startKdc(tools['krb5kdc']!, name, port, toolEnv, join(dir, 'kdc.log'));
+      const started = await startDaemon({ command: [tools['krb5kdc']!, '-n', '-r', name], env: toolEnv, port, timeoutMs: 5_000, logFile: join(dir, 'kdc.log') });
       if ('failed' in started) lastFailure = started.failed;
       else kdc = started;
     }
@@ -380,7 +289,7 @@ function createRealm(
   kdcPort: number,
   env: Record<string, string>,
   tools: Record<string, string>,
-  kdc: KdcProcess,
+  kdc: Daemon,
 ): Realm {
   liveKdcs.set(kdc.pid, kdc.child);
   const passwords = new Map<string, string>();
