@@ -56,7 +56,10 @@ function parseArgs(argv: string[]): BenchOptions {
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const [flag, inline] =
+      arg.startsWith('--') && arg.includes('=')
+        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+        : [arg, undefined];
     const value = () => inline ?? argv[++i];
     switch (flag) {
       case '--rounds':
@@ -110,14 +113,19 @@ async function capture(file: string, args: string[]): Promise<{ code: number | n
 async function preflight(): Promise<{ curlVersion: string }> {
   const gnuTime = existsSync(GNU_TIME) ? await capture(GNU_TIME, ['--version']) : { code: null, out: '' };
   if (!/GNU/i.test(gnuTime.out)) {
-    throw new BenchFailure(`GNU time is required at ${GNU_TIME} to measure peak RSS: install the Debian package 'time' (apt-get install time)`);
+    throw new BenchFailure(
+      `GNU time is required at ${GNU_TIME} to measure peak RSS: install the Debian package 'time' (apt-get install time)`,
+    );
   }
   const curl = await capture('curl', ['-V']);
   if (curl.code !== 0) throw new BenchFailure(`curl not found: install the Debian package 'curl'`);
   if (!/^Features:.*\bSPNEGO\b/m.test(curl.out)) {
-    throw new BenchFailure(`this curl has no SPNEGO support (curl -V lists no SPNEGO feature): install Debian's 'curl'`);
+    throw new BenchFailure(
+      `this curl has no SPNEGO support (curl -V lists no SPNEGO feature): install Debian's 'curl'`,
+    );
   }
-  if (!existsSync(DIST_MAIN)) throw new BenchFailure(`${DIST_MAIN} is missing: run 'npm run build' first (npm run bench does)`);
+  if (!existsSync(DIST_MAIN))
+    throw new BenchFailure(`${DIST_MAIN} is missing: run 'npm run build' first (npm run bench does)`);
   return { curlVersion: curl.out.split('\n')[0]!.split(' ').slice(0, 2).join(' ') };
 }
 
@@ -225,7 +233,12 @@ async function curlPut(ctx: BenchContext, url: string, label: string): Promise<R
   const r = await runTimed('curl', [...CURL_ARGS, url], ctx.env);
   const status = r.stdout.slice(r.stdout.lastIndexOf('\n') + 1);
   if (r.code !== 0 || status !== '200' || !r.stdout.includes('<awsSecret>')) {
-    throw describeFailure(label, `curl ${CURL_ARGS.join(' ')} ${url}`, r, `expected exit 0 and HTTP 200 with an S3Secret, got HTTP ${status || '?'}`);
+    throw describeFailure(
+      label,
+      `curl ${CURL_ARGS.join(' ')} ${url}`,
+      r,
+      `expected exit 0 and HTTP 200 with an S3Secret, got HTTP ${status || '?'}`,
+    );
   }
   return r;
 }
@@ -264,7 +277,8 @@ function buildCases(ctx: BenchContext): Case[] {
       batch: false,
       async run(label) {
         const r = await runTimed(process.execPath, [BIN, '--help'], env);
-        if (r.code !== 0 || !/^Usage: ozs3/m.test(r.stdout)) throw describeFailure(label, this.command, r, 'expected exit 0 and a usage text');
+        if (r.code !== 0 || !/^Usage: ozs3/m.test(r.stdout))
+          throw describeFailure(label, this.command, r, 'expected exit 0 and a usage text');
         return r;
       },
     },
@@ -277,10 +291,16 @@ function buildCases(ctx: BenchContext): Case[] {
       async run(label) {
         const r = await runTimed(process.execPath, [BIN, 'getsecret', '--endpoint', gateway.url], env);
         const m = /^awsAccessKey=(.+)\nawsSecret=(\S+)\n$/.exec(r.stdout);
-        if (r.code !== 0 || !m) throw describeFailure(label, this.command, r, 'expected exit 0 and the two lines awsAccessKey=…/awsSecret=…');
+        if (r.code !== 0 || !m)
+          throw describeFailure(label, this.command, r, 'expected exit 0 and the two lines awsAccessKey=…/awsSecret=…');
         const stored = (await gateway.secrets())[ctx.principal];
         if (m[1] !== ctx.principal || m[2] !== stored) {
-          throw describeFailure(label, this.command, r, `printed key pair is not the one the gateway issued to ${ctx.principal}`);
+          throw describeFailure(
+            label,
+            this.command,
+            r,
+            `printed key pair is not the one the gateway issued to ${ctx.principal}`,
+          );
         }
         return r;
       },
@@ -302,7 +322,11 @@ function buildCases(ctx: BenchContext): Case[] {
       batch: true,
       prepare: reset,
       async run(label) {
-        const r = await runTimed(process.execPath, [BIN, 'getsecret', '--users-file', ctx.usersFile, '--json', '--endpoint', gateway.url], env);
+        const r = await runTimed(
+          process.execPath,
+          [BIN, 'getsecret', '--users-file', ctx.usersFile, '--json', '--endpoint', gateway.url],
+          env,
+        );
         if (r.code !== 0) throw describeFailure(label, this.command, r, `expected exit 0 for ${n} users`);
         await checkNdjson(ctx, r, label, this.command);
         return r;
@@ -317,7 +341,8 @@ function buildCases(ctx: BenchContext): Case[] {
       async run(label) {
         const started = process.hrtime.bigint();
         let rssKiB = 0;
-        for (const user of ctx.users) rssKiB = Math.max(rssKiB, (await curlPut(ctx, `${secretUrl}/${encodeURIComponent(user)}`, label)).rssKiB);
+        for (const user of ctx.users)
+          rssKiB = Math.max(rssKiB, (await curlPut(ctx, `${secretUrl}/${encodeURIComponent(user)}`, label)).rssKiB);
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         await checkStoreHolds(ctx, label);
         return { ms, rssKiB };
@@ -347,7 +372,8 @@ function buildCases(ctx: BenchContext): Case[] {
 async function checkNdjson(ctx: BenchContext, r: RunResult, label: string, command: string): Promise<void> {
   const lines = r.stdout.split('\n');
   if (lines.pop() !== '') throw describeFailure(label, command, r, 'NDJSON output does not end with a newline');
-  if (lines.length !== ctx.users.length) throw describeFailure(label, command, r, `expected ${ctx.users.length} NDJSON lines, got ${lines.length}`);
+  if (lines.length !== ctx.users.length)
+    throw describeFailure(label, command, r, `expected ${ctx.users.length} NDJSON lines, got ${lines.length}`);
   const stored = await ctx.gateway.secrets();
   lines.forEach((line, i) => {
     let parsed: { user?: unknown; awsAccessKey?: unknown; awsSecret?: unknown };
@@ -357,9 +383,20 @@ async function checkNdjson(ctx: BenchContext, r: RunResult, label: string, comma
       throw describeFailure(label, command, r, `line ${i + 1} is not JSON`);
     }
     const user = ctx.users[i]!;
-    if (parsed.user !== user) throw describeFailure(label, command, r, `line ${i + 1} is for ${JSON.stringify(parsed.user)}, expected ${user} (input order)`);
+    if (parsed.user !== user)
+      throw describeFailure(
+        label,
+        command,
+        r,
+        `line ${i + 1} is for ${JSON.stringify(parsed.user)}, expected ${user} (input order)`,
+      );
     if (parsed.awsAccessKey !== user || typeof parsed.awsSecret !== 'string' || parsed.awsSecret !== stored[user]) {
-      throw describeFailure(label, command, r, `line ${i + 1}: the key pair for ${user} is not the one the gateway issued`);
+      throw describeFailure(
+        label,
+        command,
+        r,
+        `line ${i + 1}: the key pair for ${user} is not the one the gateway issued`,
+      );
     }
   });
 }
@@ -367,7 +404,8 @@ async function checkNdjson(ctx: BenchContext, r: RunResult, label: string, comma
 async function checkStoreHolds(ctx: BenchContext, label: string): Promise<void> {
   const stored = await ctx.gateway.secrets();
   const missing = ctx.users.filter((u) => typeof stored[u] !== 'string');
-  if (missing.length > 0) throw new BenchFailure(`${label}: the gateway holds no secret for ${missing.length} user(s), e.g. ${missing[0]}`);
+  if (missing.length > 0)
+    throw new BenchFailure(`${label}: the gateway holds no secret for ${missing.length} user(s), e.g. ${missing[0]}`);
 }
 
 // ---------------------------------------------------------------- statistics and report
@@ -431,9 +469,19 @@ function ratios(s: Record<string, CaseStats>): Ratio[] {
   const get = (id: string) => s[id]!;
   return [
     r('--help / node -e 0', get('help').medianMs / get('node').medianMs, '≤', 1.25),
-    r('getsecret / (node -e 0 + curl --negotiate), the floor', get('getsecret').medianMs / (get('node').medianMs + get('curl').medianMs), '≤', 1.4),
+    r(
+      'getsecret / (node -e 0 + curl --negotiate), the floor',
+      get('getsecret').medianMs / (get('node').medianMs + get('curl').medianMs),
+      '≤',
+      1.4,
+    ),
     r('peak RSS: getsecret / node -e 0', get('getsecret').peakRssKiB / get('node').peakRssKiB, '≤', 1.5),
-    r('batch: ozs3 / 4-way parallel curl, the floor', get('batch-ozs3').medianMs / get('batch-curl-par4').medianMs, '≤', 1.3),
+    r(
+      'batch: ozs3 / 4-way parallel curl, the floor',
+      get('batch-ozs3').medianMs / get('batch-curl-par4').medianMs,
+      '≤',
+      1.3,
+    ),
     r('batch: sequential curl / ozs3', get('batch-curl-seq').medianMs / get('batch-ozs3').medianMs, '≥', 1.5),
   ];
 }
@@ -456,24 +504,37 @@ function renderTable(machine: Machine, opts: BenchOptions, stats: CaseStats[], d
   const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
   const pad = (s: string, w: number) => s.padStart(w);
   const out: string[] = [];
-  out.push(`ozs3 bench: ${opts.rounds} interleaved rounds (batch cases: ${opts.batchRounds} rounds × ${opts.users} users), ${opts.warmup} warm-up`);
-  out.push(`machine: node ${machine.node} · ${machine.cpus} CPU (${machine.cpuModel}) · ${machine.os} ${machine.kernel} · ${machine.curl}`);
-  out.push(`load average (1 min): ${machine.loadAvg.before.toFixed(2)} before, ${machine.loadAvg.after.toFixed(2)} after the rounds`);
-  out.push(`every process runs under ${GNU_TIME} (adds ~${machine.timeWrapperMs.toFixed(2)} ms each, included in all wall times)`);
+  out.push(
+    `ozs3 bench: ${opts.rounds} interleaved rounds (batch cases: ${opts.batchRounds} rounds × ${opts.users} users), ${opts.warmup} warm-up`,
+  );
+  out.push(
+    `machine: node ${machine.node} · ${machine.cpus} CPU (${machine.cpuModel}) · ${machine.os} ${machine.kernel} · ${machine.curl}`,
+  );
+  out.push(
+    `load average (1 min): ${machine.loadAvg.before.toFixed(2)} before, ${machine.loadAvg.after.toFixed(2)} after the rounds`,
+  );
+  out.push(
+    `every process runs under ${GNU_TIME} (adds ~${machine.timeWrapperMs.toFixed(2)} ms each, included in all wall times)`,
+  );
   out.push('');
   const w = Math.max(...stats.map((s) => s.label.length), 4);
-  out.push(`${'case'.padEnd(w)}  ${pad('runs', 4)}  ${pad('median', 10)}  ${pad('p10', 10)}  ${pad('p90', 10)}  ${pad('× ref', 6)}  ${pad('peak RSS', 9)}`);
+  out.push(
+    `${'case'.padEnd(w)}  ${pad('runs', 4)}  ${pad('median', 10)}  ${pad('p10', 10)}  ${pad('p90', 10)}  ${pad('× ref', 6)}  ${pad('peak RSS', 9)}`,
+  );
   for (const s of stats) {
     const ref = s.id.startsWith('batch') ? byId['batch-curl-par4'] : byId['node'];
     out.push(
       `${s.label.padEnd(w)}  ${pad(String(s.runs), 4)}  ${pad(ms(s.medianMs), 10)}  ${pad(ms(s.p10Ms), 10)}  ${pad(ms(s.p90Ms), 10)}  ${pad((s.medianMs / ref!.medianMs).toFixed(2), 6)}  ${pad(mib(s.peakRssKiB), 9)}`,
     );
   }
-  out.push('(× ref: median over node -e 0; batch rows over the 4-way parallel curl floor. Batch curl RSS: the largest single curl.)');
+  out.push(
+    '(× ref: median over node -e 0; batch rows over the 4-way parallel curl floor. Batch curl RSS: the largest single curl.)',
+  );
   out.push('');
   const rw = Math.max(...derived.map((d) => d.name.length));
   out.push(`${'ratio (medians)'.padEnd(rw)}  ${pad('value', 6)}  ${'goal'.padEnd(6)}`);
-  for (const d of derived) out.push(`${d.name.padEnd(rw)}  ${pad(d.value.toFixed(2), 6)}  ${d.goal.padEnd(6)}  ${d.pass ? 'PASS' : 'MISS'}`);
+  for (const d of derived)
+    out.push(`${d.name.padEnd(rw)}  ${pad(d.value.toFixed(2), 6)}  ${d.goal.padEnd(6)}  ${d.pass ? 'PASS' : 'MISS'}`);
   return `${out.join('\n')}\n`;
 }
 
@@ -561,7 +622,9 @@ async function bench(opts: BenchOptions): Promise<void> {
   const single = cases.filter((c) => !c.batch);
   const batch = cases.filter((c) => c.batch);
   // Batch rounds spread evenly over the rounds, not bunched at the start or end.
-  const batchAt = new Set(Array.from({ length: opts.batchRounds }, (_, b) => Math.floor((b * opts.rounds) / opts.batchRounds)));
+  const batchAt = new Set(
+    Array.from({ length: opts.batchRounds }, (_, b) => Math.floor((b * opts.rounds) / opts.batchRounds)),
+  );
 
   const runOnce = async (c: Case, tag: string, record: boolean) => {
     await c.prepare?.();
@@ -610,6 +673,8 @@ try {
   await cleanup();
 } catch (error) {
   await cleanup();
-  process.stderr.write(`\nbench: FAILED\n${error instanceof BenchFailure ? error.message : String((error as Error)?.stack ?? error)}\n`);
+  process.stderr.write(
+    `\nbench: FAILED\n${error instanceof BenchFailure ? error.message : String((error as Error)?.stack ?? error)}\n`,
+  );
   process.exit(1);
 }

@@ -7,7 +7,11 @@ import { build } from 'esbuild';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 rmSync(`${root}/dist`, { recursive: true, force: true });
-execFileSync(process.execPath, [`${root}/node_modules/typescript/bin/tsc`, '-p', `${root}/tsconfig.json`, '--emitDeclarationOnly'], { stdio: 'inherit' });
+execFileSync(
+  process.execPath,
+  [`${root}/node_modules/typescript/bin/tsc`, '-p', `${root}/tsconfig.json`, '--emitDeclarationOnly'],
+  { stdio: 'inherit' },
+);
 
 await build({
   entryPoints: { main: `${root}/src/main.ts` },
@@ -21,7 +25,9 @@ await build({
   minify: true,
   legalComments: 'linked',
   // CommonJS dependencies (undici, commander) call require() for Node built-ins.
-  banner: { js: "import{createRequire as __ozs3CreateRequire}from'node:module';const require=__ozs3CreateRequire(import.meta.url);" },
+  banner: {
+    js: "import{createRequire as __ozs3CreateRequire}from'node:module';const require=__ozs3CreateRequire(import.meta.url);",
+  },
   // The native addon cannot be bundled.
   external: ['kerberos'],
   logLevel: 'warning',

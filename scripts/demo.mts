@@ -23,13 +23,24 @@ await using realm = await startRealm({ name: 'DEMO.OZS3' });
 await realm.addPrincipal('alice', { password: 'alice-password' });
 await using gateway = await startGateway(realm, { admins: [] });
 const home = join(realm.dir, 'home');
-const env = withEnv(realm, { HOME: home, KRB5CCNAME: `FILE:${join(realm.dir, 'alice.ccache')}`, KRB5_CLIENT_KTNAME: '', OZS3_ENDPOINT: gateway.url });
+const env = withEnv(realm, {
+  HOME: home,
+  KRB5CCNAME: `FILE:${join(realm.dir, 'alice.ccache')}`,
+  KRB5_CLIENT_KTNAME: '',
+  OZS3_ENDPOINT: gateway.url,
+});
 
 /** Secrets are shortened in what the demo prints (the files hold them in full). */
 const secretsSeen = new Set<string>();
-const mask = (text: string) => [...secretsSeen].reduce((t, s) => t.split(s).join(`${s.slice(0, 6)}…(${s.length} chars)`), text);
+const mask = (text: string) =>
+  [...secretsSeen].reduce((t, s) => t.split(s).join(`${s.slice(0, 6)}…(${s.length} chars)`), text);
 
-async function run(display: string, file: string, args: string[], input?: string): Promise<{ code: number; stdout: string }> {
+async function run(
+  display: string,
+  file: string,
+  args: string[],
+  input?: string,
+): Promise<{ code: number; stdout: string }> {
   console.log(`${dim('$')} ${display}`);
   const r = spawnSync(file, args, { env, input: input ?? '', encoding: 'utf8' });
   for (const secret of Object.values(await gateway.secrets())) secretsSeen.add(secret);
@@ -40,7 +51,9 @@ async function run(display: string, file: string, args: string[], input?: string
 }
 const ozs3 = (args: string[]) => run(`ozs3 ${args.join(' ')}`, process.execPath, [bin, ...args]);
 
-section(`A throwaway realm ${realm.name} (krb5kdc on 127.0.0.1:${realm.kdcPort}) and a local S3 Gateway secret endpoint at ${gateway.url}`);
+section(
+  `A throwaway realm ${realm.name} (krb5kdc on 127.0.0.1:${realm.kdcPort}) and a local S3 Gateway secret endpoint at ${gateway.url}`,
+);
 console.log(dim(`export OZS3_ENDPOINT=${gateway.url}`));
 await run('kinit alice', 'kinit', ['alice'], 'alice-password\n');
 await run('klist', 'klist', []);
@@ -55,15 +68,29 @@ writeFileSync(
   join(home, '.aws', 'config'),
   '# my AWS settings\n[default]\nregion = eu-west-1\n\n[profile work]\nregion = us-east-2\ns3 =\n    addressing_style = path\n',
 );
-writeFileSync(join(home, '.aws', 'credentials'), '[work]\naws_access_key_id = AKIAWORK\naws_secret_access_key = keep-me\n', { mode: 0o600 });
-await ozs3(['getsecret', '--if-exists', 'rotate', '--write-aws', '--profile', 'ozone', '--s3-endpoint', 'https://s3g.example.com:9879']);
+writeFileSync(
+  join(home, '.aws', 'credentials'),
+  '[work]\naws_access_key_id = AKIAWORK\naws_secret_access_key = keep-me\n',
+  { mode: 0o600 },
+);
+await ozs3([
+  'getsecret',
+  '--if-exists',
+  'rotate',
+  '--write-aws',
+  '--profile',
+  'ozone',
+  '--s3-endpoint',
+  'https://s3g.example.com:9879',
+]);
 await run('cat ~/.aws/config', 'cat', [join(home, '.aws', 'config')]);
 await run('cat ~/.aws/credentials', 'cat', [join(home, '.aws', 'credentials')]);
 
 const aws = ['/usr/bin/aws', '/usr/local/bin/aws'].find((p) => existsSync(p));
 if (aws) {
   section('The AWS CLI reads the new profile');
-  for (const key of ['aws_access_key_id', 'region', 's3.signature_version', 'endpoint_url']) await run(`aws configure get ${key} --profile ozone`, aws, ['configure', 'get', key, '--profile', 'ozone']);
+  for (const key of ['aws_access_key_id', 'region', 's3.signature_version', 'endpoint_url'])
+    await run(`aws configure get ${key} --profile ozone`, aws, ['configure', 'get', key, '--profile', 'ozone']);
 }
 
 section('Revoke it; the key pair leaves the profile too');
@@ -74,5 +101,6 @@ await ozs3(['revokesecret', '--yes']);
 
 section('Done');
 const requests = await gateway.requests();
-console.log(`The gateway verified ${requests.filter((r) => r.principal).length} SPNEGO-authenticated requests; realm and HOME were in ${realm.dir} and are removed now.`);
-
+console.log(
+  `The gateway verified ${requests.filter((r) => r.principal).length} SPNEGO-authenticated requests; realm and HOME were in ${realm.dir} and are removed now.`,
+);

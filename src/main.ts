@@ -33,7 +33,13 @@ export async function main(argv: string[], overrides: Partial<Deps> = {}): Promi
   let exitCode: number = ExitCode.ok;
   let usageHint = 'ozs3 --help';
   const program = buildProgram({
-    deps: () => ({ io, env, cwd: overrides.cwd ?? process.cwd(), homedir: overrides.homedir ?? homedir(), dispatcher: overrides.dispatcher }),
+    deps: () => ({
+      io,
+      env,
+      cwd: overrides.cwd ?? process.cwd(),
+      homedir: overrides.homedir ?? homedir(),
+      dispatcher: overrides.dispatcher,
+    }),
     setExitCode: (code) => {
       exitCode = code;
     },
@@ -84,7 +90,12 @@ async function printHint(io: IO, hint: string): Promise<void> {
 }
 
 /** The one place errors are printed: `ozs3: <what happened>` and an optional `hint:` line. */
-export async function reportError(error: unknown, io: IO, verbose: boolean, usageHint = 'ozs3 --help'): Promise<number> {
+export async function reportError(
+  error: unknown,
+  io: IO,
+  verbose: boolean,
+  usageHint = 'ozs3 --help',
+): Promise<number> {
   const { red, yellow } = await paint(io);
   if (error instanceof Ozs3Error) {
     io.err(`${red('ozs3:')} ${sanitizeText(error.message, 2000)}\n`);

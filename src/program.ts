@@ -9,14 +9,16 @@ export const VERSION = '0.1.0';
 
 function positiveNumber(value: string): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0 || n > 3600) throw new InvalidArgumentError('expected a number of seconds between 0 and 3600.');
+  if (!Number.isFinite(n) || n <= 0 || n > 3600)
+    throw new InvalidArgumentError('expected a number of seconds between 0 and 3600.');
   return n;
 }
 
 function integerIn(min: number, max: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}.`);
+    if (!/^\d+$/.test(value.trim()) || n < min || n > max)
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}.`);
     return n;
   };
 }
@@ -35,8 +37,14 @@ function addSharedOptions(cmd: Command): Command {
     .option('--principal <name>', 'the client principal to use (with --keytab: which key to log in as)')
     .option('--cacert <file>', 'extra trusted CA certificates, PEM (env NODE_EXTRA_CA_CERTS)')
     .option('--insecure', 'do not verify the TLS certificate (warns)')
-    .addOption(new Option('--timeout <seconds>', 'deadline per request, body included (default 30)').argParser(positiveNumber))
-    .addOption(new Option('--retries <n>', 'retries on connection failure and 502/503/504 (default 2)').argParser(integerIn(0, 10)))
+    .addOption(
+      new Option('--timeout <seconds>', 'deadline per request, body included (default 30)').argParser(positiveNumber),
+    )
+    .addOption(
+      new Option('--retries <n>', 'retries on connection failure and 502/503/504 (default 2)').argParser(
+        integerIn(0, 10),
+      ),
+    )
     .option('-v, --verbose', 'trace HTTP and Kerberos steps to stderr (secrets redacted)')
     .option('--no-color', 'no colour in messages (env NO_COLOR)');
 }
@@ -87,8 +95,16 @@ Exit status: 0 done, 1 bug, 2 usage/not confirmed, 3 Kerberos, 4 forbidden, 5 no
     .option('--profile <name>', 'AWS profile to write (default "default")')
     .option('--region <region>', 'region for the profile (default us-west-1 when it has none)')
     .option('--s3-endpoint <url>', 'S3 endpoint_url for the profile, e.g. https://s3g.example.com:9879')
-    .addOption(new Option('--if-exists <mode>', 'when a secret exists: fail, skip, or rotate (revoke + get)').choices(['fail', 'skip', 'rotate']))
-    .addOption(new Option('--concurrency <n>', 'parallel requests with several users (default 4)').argParser(integerIn(1, 64)))
+    .addOption(
+      new Option('--if-exists <mode>', 'when a secret exists: fail, skip, or rotate (revoke + get)').choices([
+        'fail',
+        'skip',
+        'rotate',
+      ]),
+    )
+    .addOption(
+      new Option('--concurrency <n>', 'parallel requests with several users (default 4)').argParser(integerIn(1, 64)),
+    )
     .action(run(async () => (await import('./commands/getsecret.js')).runGetSecret as never));
   addSharedOptions(getsecret).addHelpText(
     'after',
@@ -110,7 +126,9 @@ Examples:
     .option('-y, --yes', 'do not ask for confirmation (required without a terminal)')
     .option('--write-aws', 'also remove the revoked key pair from the AWS profile')
     .option('--profile <name>', 'AWS profile to clean (default "default")')
-    .addOption(new Option('--concurrency <n>', 'parallel requests with several users (default 4)').argParser(integerIn(1, 64)))
+    .addOption(
+      new Option('--concurrency <n>', 'parallel requests with several users (default 4)').argParser(integerIn(1, 64)),
+    )
     .action(run(async () => (await import('./commands/revokesecret.js')).runRevokeSecret as never));
   addSharedOptions(revokesecret).addHelpText(
     'after',
@@ -162,6 +180,7 @@ Examples:
   source <(ozs3 completion bash)                   # this shell only`,
     );
 
-  for (const cmd of [getsecret, revokesecret, doctor, completion]) program.addCommand(cmd.configureHelp({ helpWidth: 80 }));
+  for (const cmd of [getsecret, revokesecret, doctor, completion])
+    program.addCommand(cmd.configureHelp({ helpWidth: 80 }));
   return program;
 }

@@ -110,9 +110,7 @@ describe('throwaway realm', () => {
     expect(realm.env['KRB5CCNAME']).toBe(`FILE:${realm.dir}/ccache`);
     for (const value of Object.values(realm.env)) expect(value).toContain(realm.dir);
     const env = withEnv(realm, { EXTRA: '1' });
-    expect(Object.keys(env).sort()).toEqual(
-      ['EXTRA', 'HOME', 'LANG', 'PATH', ...Object.keys(realm.env)].sort(),
-    );
+    expect(Object.keys(env).sort()).toEqual(['EXTRA', 'HOME', 'LANG', 'PATH', ...Object.keys(realm.env)].sort());
     const klist = await realm.run('klist', ['-c', aliceCcache]);
     expect(klist.stdout).toContain('Default principal: alice@OZS3.TEST');
   });
@@ -144,7 +142,9 @@ describe('Ozone-compatible gateway driven by curl --negotiate', () => {
     );
     expect(header(first, 'content-type')).toBe('application/xml');
     expect(header(first, 'www-authenticate')).toMatch(/^Negotiate [A-Za-z0-9+/]+=*$/);
-    expect(header(first, 'set-cookie')).toMatch(/^hadoop\.auth="u=alice&p=alice@OZS3\.TEST&t=kerberos&e=\d+&s=[^"]+"; HttpOnly$/);
+    expect(header(first, 'set-cookie')).toMatch(
+      /^hadoop\.auth="u=alice&p=alice@OZS3\.TEST&t=kerberos&e=\d+&s=[^"]+"; HttpOnly$/,
+    );
 
     const second = await negotiate(aliceCcache, 'PUT', `${gateway.url}/secret`);
     expect(second.status).toBe(400);
@@ -302,7 +302,9 @@ describe('Ozone-compatible gateway driven by curl --negotiate', () => {
     const perCurl = (performance.now() - t0) / n;
     const served = (await gateway.requests()).filter((r) => r.status === 200);
     const avgServer = served.reduce((a, r) => a + r.durationMs, 0) / served.length;
-    console.info(`per curl --negotiate call: ${perCurl.toFixed(1)} ms; server time per authenticated request: ${avgServer.toFixed(2)} ms`);
+    console.info(
+      `per curl --negotiate call: ${perCurl.toFixed(1)} ms; server time per authenticated request: ${avgServer.toFixed(2)} ms`,
+    );
     expect(served).toHaveLength(n);
     expect(perCurl).toBeLessThan(1_000);
   });

@@ -13,7 +13,9 @@ let kerberosModule: Promise<KerberosModule> | undefined;
 
 /** The addon reads KRB5CCNAME / KRB5_CLIENT_KTNAME at first use, so env must be final before this. */
 function loadKerberos(): Promise<KerberosModule> {
-  kerberosModule ??= import('kerberos').then((m) => ((m as { default?: KerberosModule }).default ?? m) as KerberosModule);
+  kerberosModule ??= import('kerberos').then(
+    (m) => ((m as { default?: KerberosModule }).default ?? m) as KerberosModule,
+  );
   return kerberosModule;
 }
 
@@ -45,7 +47,8 @@ export function spnRealm(spn: string | undefined): string | undefined {
  * process alone. The file holds no secret and is removed at exit.
  */
 export function pinServiceRealm(env: NodeJS.ProcessEnv, host: string, realm: string): string {
-  if (!/^[A-Za-z0-9._-]+$/.test(realm) || !/^[A-Za-z0-9._-]+$/.test(host)) throw new UsageError(`invalid --spn realm or host '${host}@${realm}'`);
+  if (!/^[A-Za-z0-9._-]+$/.test(realm) || !/^[A-Za-z0-9._-]+$/.test(host))
+    throw new UsageError(`invalid --spn realm or host '${host}@${realm}'`);
   // 'wx': a name someone else planted in the shared temp dir is never written through.
   const file = join(tmpdir(), `ozs3-krb5-${process.pid}-${Date.now().toString(36)}.conf`);
   writeFileSync(file, `[domain_realm]\n  ${host.toLowerCase()} = ${realm}\n`, { mode: 0o600, flag: 'wx' });
@@ -133,7 +136,10 @@ export async function startNegotiation(opts: SpnegoOptions): Promise<Negotiation
         );
       }
       if (!client.contextComplete) {
-        throw new AuthError('KRB_MUTUAL_AUTH_FAILED', 'mutual authentication failed: the Kerberos handshake did not complete; the response was discarded');
+        throw new AuthError(
+          'KRB_MUTUAL_AUTH_FAILED',
+          'mutual authentication failed: the Kerberos handshake did not complete; the response was discarded',
+        );
       }
       trace('kerberos: mutual authentication verified');
       return true;
@@ -166,33 +172,59 @@ export function mapGssError(error: unknown, opts: Pick<SpnegoOptions, 'service' 
   const principalOf = (service: string) => service.replace('@', '/');
   const cause = { cause: error };
   if (/Server .*not found in Kerberos database|Server not found/i.test(reason)) {
-    return new AuthError('KRB_UNKNOWN_SERVER', `the KDC does not know the service principal ${principalOf(opts.service)} (${reason})`, {
-      ...cause,
-      hint: "use the gateway's canonical host name in --endpoint, or name the principal with --spn HTTP/<host>@<REALM>",
-    });
+    return new AuthError(
+      'KRB_UNKNOWN_SERVER',
+      `the KDC does not know the service principal ${principalOf(opts.service)} (${reason})`,
+      {
+        ...cause,
+        hint: "use the gateway's canonical host name in --endpoint, or name the principal with --spn HTTP/<host>@<REALM>",
+      },
+    );
   }
   if (/expired/i.test(reason)) {
     return new AuthError('KRB_TICKET_EXPIRED', `your Kerberos ticket has expired (${reason})`, {
       ...cause,
-      hint: opts.keytab ? 'check the keytab and the KDC' : 'run kinit to renew it, or log in with --keytab FILE --principal NAME',
+      hint: opts.keytab
+        ? 'check the keytab and the KDC'
+        : 'run kinit to renew it, or log in with --keytab FILE --principal NAME',
     });
   }
   if (/Clock skew/i.test(reason)) {
-    return new AuthError('KRB_CLOCK_SKEW', `the clock here and the KDC's differ too much (${reason})`, { ...cause, hint: 'synchronise the clock (NTP / chrony)' });
+    return new AuthError('KRB_CLOCK_SKEW', `the clock here and the KDC's differ too much (${reason})`, {
+      ...cause,
+      hint: 'synchronise the clock (NTP / chrony)',
+    });
   }
-  if (/Cannot (contact|find) any KDC|Cannot find KDC|unable to reach any KDC|Cannot resolve network address for KDC/i.test(reason)) {
+  if (
+    /Cannot (contact|find) any KDC|Cannot find KDC|unable to reach any KDC|Cannot resolve network address for KDC/i.test(
+      reason,
+    )
+  ) {
     return new AuthError('KRB_KDC_UNREACHABLE', `cannot reach a Kerberos KDC (${reason})`, {
       ...cause,
       hint: 'check the [realms] section of krb5.conf (KRB5_CONFIG) and that the KDC is reachable',
     });
   }
-  if (opts.keytab && /keytab|Key table|no suitable keys|not found in Kerberos database|Client .* not found|Preauthentication failed|Password incorrect|No credentials were supplied|cannot find mechanisms/i.test(reason)) {
-    return new AuthError('KRB_KEYTAB_LOGIN_FAILED', `cannot log in from keytab ${opts.keytab}${opts.principal ? ` as ${opts.principal}` : ''} (${reason})`, {
-      ...cause,
-      hint: 'check with: klist -kt <keytab>; the principal must be in the keytab and its key version current',
-    });
+  if (
+    opts.keytab &&
+    /keytab|Key table|no suitable keys|not found in Kerberos database|Client .* not found|Preauthentication failed|Password incorrect|No credentials were supplied|cannot find mechanisms/i.test(
+      reason,
+    )
+  ) {
+    return new AuthError(
+      'KRB_KEYTAB_LOGIN_FAILED',
+      `cannot log in from keytab ${opts.keytab}${opts.principal ? ` as ${opts.principal}` : ''} (${reason})`,
+      {
+        ...cause,
+        hint: 'check with: klist -kt <keytab>; the principal must be in the keytab and its key version current',
+      },
+    );
   }
-  if (/No Kerberos credentials|No credentials cache|credentials cache .*not found|No credentials were supplied|Can't find client principal|not found in credential cache/i.test(reason)) {
+  if (
+    /No Kerberos credentials|No credentials cache|credentials cache .*not found|No credentials were supplied|Can't find client principal|not found in credential cache/i.test(
+      reason,
+    )
+  ) {
     return new AuthError('KRB_NO_TICKET', `no Kerberos ticket (${reason})`, {
       ...cause,
       hint: 'run kinit first, or log in with --keytab FILE --principal NAME',
@@ -204,5 +236,8 @@ export function mapGssError(error: unknown, opts: Pick<SpnegoOptions, 'service' 
       hint: 'set default_realm and [domain_realm] in krb5.conf (KRB5_CONFIG), or use --spn HTTP/<host>@<REALM>',
     });
   }
-  return new AuthError('KRB_GSS_FAILURE', `Kerberos failed: ${reason}`, { ...cause, hint: 'run with --verbose and KRB5_TRACE=/dev/stderr for details' });
+  return new AuthError('KRB_GSS_FAILURE', `Kerberos failed: ${reason}`, {
+    ...cause,
+    hint: 'run with --verbose and KRB5_TRACE=/dev/stderr for details',
+  });
 }

@@ -294,12 +294,7 @@ function splitShellWords(text: string): string[] | undefined {
   return words;
 }
 
-function findProfileSection(
-  file: ParsedFile,
-  kind: AwsFileKind,
-  profile: string,
-  source: string,
-): Section | undefined {
+function findProfileSection(file: ParsedFile, kind: AwsFileKind, profile: string, source: string): Section | undefined {
   const matches = file.sections.filter((section) => readSectionProfile(section.header, kind) === profile);
   if (matches.length <= 1) return matches[0];
   const [first, second] = matches as [Section, Section];
@@ -375,7 +370,11 @@ function planSectionEdit(file: ParsedFile, section: Section, edit: ProfileEdit, 
   // New keys go after the last key; their indent must not turn them (or the next line) into a continuation.
   const anchor = last === undefined ? section.line : findEntryEnd(file, last);
   const indent = last === undefined ? leadingWhitespace(findNextContentLine(file, anchor) ?? '') : last.indent;
-  addInsertion(plan, anchor, added.map((line) => `${indent}${line}`));
+  addInsertion(
+    plan,
+    anchor,
+    added.map((line) => `${indent}${line}`),
+  );
 }
 
 function planBlockEdit(
@@ -422,7 +421,11 @@ function planBlockEdit(
   const lastChild = existing.at(-1);
   const anchor = lastChild?.index ?? entry.line;
   const indent = lastChild?.indent ?? `${entry.indent}${BLOCK_INDENT}`;
-  addInsertion(plan, anchor, missing.map((line) => `${indent}${line}`));
+  addInsertion(
+    plan,
+    anchor,
+    missing.map((line) => `${indent}${line}`),
+  );
 }
 
 /** The last line of a key: its last continuation line, plus indented comments that trail it. */

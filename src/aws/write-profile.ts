@@ -441,9 +441,7 @@ function toLocalFileError(error: unknown, action: 'read' | 'write', file: string
   const known = code === undefined ? undefined : ERRNO_CAUSES[code];
   const cause = known ?? (error instanceof Error ? error.message : String(error));
   const hint =
-    code === 'EACCES' || code === 'EPERM'
-      ? `Check the owner and permissions of ${file} and its directory`
-      : undefined;
+    code === 'EACCES' || code === 'EPERM' ? `Check the owner and permissions of ${file} and its directory` : undefined;
   return new LocalFileError(
     action === 'read' ? 'AWS_FILE_UNREADABLE' : 'AWS_FILE_UNWRITABLE',
     `cannot ${action} ${file}: ${cause}`,

@@ -29,10 +29,9 @@ export function makeTrace(opts: ConnectionOptions, deps: Deps): ((line: string) 
  * Fills in what the flags left open from OZS3_ENDPOINT, the --cluster preset and ozone-site.xml
  * (see config/settings.ts). Flags always win.
  */
-export async function applySettings<T extends ConnectionOptions & { region?: string | undefined; s3Endpoint?: string | undefined }>(
-  opts: T,
-  deps: Deps,
-): Promise<T & { endpointSource?: string | undefined }> {
+export async function applySettings<
+  T extends ConnectionOptions & { region?: string | undefined; s3Endpoint?: string | undefined },
+>(opts: T, deps: Deps): Promise<T & { endpointSource?: string | undefined }> {
   const { resolveSettings } = await import('../config/settings.js');
   const settings = await resolveSettings(opts, deps);
   if (!settings.endpoint) {
@@ -96,7 +95,11 @@ export interface TlsOptions {
  * The endpoint's TLS settings: `--cacert` adds to the system roots and NODE_EXTRA_CA_CERTS (setting
  * `ca` would otherwise replace both); `--insecure` stops verification. A bad --cacert is exit 9.
  */
-export async function resolveTlsOptions(opts: Pick<ConnectionOptions, 'cacert' | 'insecure'>, env: NodeJS.ProcessEnv, cwd: string): Promise<TlsOptions> {
+export async function resolveTlsOptions(
+  opts: Pick<ConnectionOptions, 'cacert' | 'insecure'>,
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+): Promise<TlsOptions> {
   const tls: TlsOptions = {};
   if (opts.cacert !== undefined) {
     const { rootCertificates } = await import('node:tls');
@@ -110,11 +113,14 @@ export async function resolveTlsOptions(opts: Pick<ConnectionOptions, 'cacert' |
 /** Validates the options, sets up keytab login and TLS, and opens one dispatcher for the run. */
 export async function openSecretClient(opts: ConnectionOptions, deps: Deps, connections = 1): Promise<SecretClient> {
   const { normalizeEndpoint, SecretClient } = await import('../ozone/client.js');
-  const { pinServiceRealm, prepareKeytabLogin, resolveServiceName, spnRealm, startNegotiation } = await import('../auth/spnego.js');
+  const { pinServiceRealm, prepareKeytabLogin, resolveServiceName, spnRealm, startNegotiation } =
+    await import('../auth/spnego.js');
   const trace = makeTrace(opts, deps);
   if (!opts.endpoint) throw new UsageError('no endpoint: give --endpoint URL or set OZS3_ENDPOINT');
   const endpoint = normalizeEndpoint(opts.endpoint);
-  trace?.(`endpoint ${endpoint.href}${(opts as { endpointSource?: string }).endpointSource ? ` (from ${(opts as { endpointSource?: string }).endpointSource})` : ''}`);
+  trace?.(
+    `endpoint ${endpoint.href}${(opts as { endpointSource?: string }).endpointSource ? ` (from ${(opts as { endpointSource?: string }).endpointSource})` : ''}`,
+  );
   const service = resolveServiceName(opts.spn, endpoint.hostname);
 
   let keytab = opts.keytab ?? deps.env.KRB5_CLIENT_KTNAME;
@@ -130,11 +136,15 @@ export async function openSecretClient(opts: ConnectionOptions, deps: Deps, conn
   }
   if (keytab !== undefined) {
     prepareKeytabLogin(deps.env, { keytab, principal: opts.principal }, deps.cwd);
-    trace?.(`kerberos: logging in from keytab ${keytab}${opts.principal ? ` as ${opts.principal}` : ''} into a private in-memory cache`);
+    trace?.(
+      `kerberos: logging in from keytab ${keytab}${opts.principal ? ` as ${opts.principal}` : ''} into a private in-memory cache`,
+    );
   }
   const realm = spnRealm(opts.spn);
   if (realm) pinServiceRealm(deps.env, service.slice(service.indexOf('@') + 1), realm);
-  trace?.(`kerberos: service principal ${service.replace('@', '/')}${realm ? `@${realm}` : ' (realm from krb5.conf [domain_realm])'}`);
+  trace?.(
+    `kerberos: service principal ${service.replace('@', '/')}${realm ? `@${realm}` : ' (realm from krb5.conf [domain_realm])'}`,
+  );
 
   // Start the first handshake now (env is final): it runs on the thread pool while the HTTP stack loads.
   const firstNegotiation = startNegotiation({ service, principal: opts.principal, keytab, trace });

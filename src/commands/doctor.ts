@@ -28,32 +28,60 @@ export interface DoctorReport {
 export async function runDoctor(opts: DoctorOptions, deps: Deps): Promise<number> {
   const report = await diagnose(opts, deps);
   if (opts.json) {
-    const checks = report.checks.map((c) => ({ name: c.name, status: c.status, detail: sanitizeText(c.detail, 2000), fix: c.fix === undefined ? null : sanitizeText(c.fix, 2000) }));
+    const checks = report.checks.map((c) => ({
+      name: c.name,
+      status: c.status,
+      detail: sanitizeText(c.detail, 2000),
+      fix: c.fix === undefined ? null : sanitizeText(c.fix, 2000),
+    }));
     deps.io.out(`${JSON.stringify({ checks, ok: report.ok })}\n`);
   } else {
-    deps.io.out(await renderReport(report.checks, decideColor(deps.env, deps.io.stdoutIsTTY, opts.color === false ? false : undefined)));
+    deps.io.out(
+      await renderReport(
+        report.checks,
+        decideColor(deps.env, deps.io.stdoutIsTTY, opts.color === false ? false : undefined),
+      ),
+    );
   }
   return report.exitCode;
 }
 
 export async function renderReport(checks: CheckResult[], color: boolean): Promise<string> {
   type Paint = (s: string) => string;
-  let paint: Record<CheckResult['status'] | 'fix', Paint> = { ok: (s) => s, warn: (s) => s, fail: (s) => s, skip: (s) => s, fix: (s) => s };
+  let paint: Record<CheckResult['status'] | 'fix', Paint> = {
+    ok: (s) => s,
+    warn: (s) => s,
+    fail: (s) => s,
+    skip: (s) => s,
+    fix: (s) => s,
+  };
   if (color) {
     const { Chalk } = await import('chalk');
     const chalk = new Chalk({ level: 1 });
-    paint = { ok: (s) => chalk.green(s), warn: (s) => chalk.yellow(s), fail: (s) => chalk.red.bold(s), skip: (s) => chalk.dim(s), fix: (s) => chalk.cyan(s) };
+    paint = {
+      ok: (s) => chalk.green(s),
+      warn: (s) => chalk.yellow(s),
+      fail: (s) => chalk.red.bold(s),
+      skip: (s) => chalk.dim(s),
+      fix: (s) => chalk.cyan(s),
+    };
   }
   let text = '';
   for (const check of checks) {
     text += `${paint[check.status](check.status.padEnd(4))} ${check.name}: ${sanitizeText(check.detail, 2000)}\n`;
-    if (check.fix && (check.status === 'warn' || check.status === 'fail')) text += `  ${paint.fix('fix:')} ${sanitizeText(check.fix, 2000)}\n`;
+    if (check.fix && (check.status === 'warn' || check.status === 'fail'))
+      text += `  ${paint.fix('fix:')} ${sanitizeText(check.fix, 2000)}\n`;
   }
   return text;
 }
 
 /** Runs one check with its deadline; a bug in one check becomes its line, not the end of the report. */
-async function guarded<T>(ms: number, work: () => Promise<T>, onTimeout: () => T, onBug: (message: string) => T): Promise<T> {
+async function guarded<T>(
+  ms: number,
+  work: () => Promise<T>,
+  onTimeout: () => T,
+  onBug: (message: string) => T,
+): Promise<T> {
   try {
     return await withTimeout(work(), ms, onTimeout);
   } catch (error) {
@@ -61,7 +89,13 @@ async function guarded<T>(ms: number, work: () => Promise<T>, onTimeout: () => T
   }
 }
 
-const bug = (name: string) => (message: string) => fail(name, ExitCode.internal, `internal error: ${message}`, 'this is a bug in ozs3; run with --verbose and report it');
+const bug = (name: string) => (message: string) =>
+  fail(
+    name,
+    ExitCode.internal,
+    `internal error: ${message}`,
+    'this is a bug in ozs3; run with --verbose and report it',
+  );
 const late = (name: string, exit: ExitCodeValue, ms: number, what: string) => () =>
   fail(name, exit, `${what}: no answer within ${ms / 1000} s`, 'raise --timeout, or check the network path');
 
@@ -73,7 +107,10 @@ function proxyFor(url: URL, env: NodeJS.ProcessEnv): string | undefined {
   const noProxy = (env.NO_PROXY ?? env.no_proxy ?? '').split(/[\s,]+/).filter(Boolean);
   for (const raw of noProxy) {
     if (raw === '*') return undefined;
-    const [entryHost, entryPort] = raw.toLowerCase().replace(/^\*?\./, '').split(':');
+    const [entryHost, entryPort] = raw
+      .toLowerCase()
+      .replace(/^\*?\./, '')
+      .split(':');
     if (entryPort && entryPort !== (url.port || (url.protocol === 'https:' ? '443' : '80'))) continue;
     if (host === entryHost || host.endsWith(`.${entryHost}`)) return undefined;
   }
@@ -101,7 +138,12 @@ export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<Doctor
     spn ??= settings.spn;
     cacert ??= settings.cacert;
     if (!settings.endpoint) {
-      endpointCheck = fail('endpoint', ExitCode.usage, 'no endpoint: not given with --endpoint, OZS3_ENDPOINT, a --cluster preset or ozone-site.xml ($OZONE_CONF_DIR)', 'give --endpoint https://s3g.example.com:19879 (Ozone 2.x web admin port; 9879 on Ozone 1.4)');
+      endpointCheck = fail(
+        'endpoint',
+        ExitCode.usage,
+        'no endpoint: not given with --endpoint, OZS3_ENDPOINT, a --cluster preset or ozone-site.xml ($OZONE_CONF_DIR)',
+        'give --endpoint https://s3g.example.com:19879 (Ozone 2.x web admin port; 9879 on Ozone 1.4)',
+      );
     } else {
       const { normalizeEndpoint } = await import('../ozone/client.js');
       endpoint = normalizeEndpoint(settings.endpoint);
@@ -129,7 +171,10 @@ export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<Doctor
     }
     const credCheck = await guarded(
       timeoutMs * 2,
-      () => (creds.mode === 'keytab' ? credentials.checkKeytab(creds, ctx) : credentials.checkTicketCache(creds, ctx, config)),
+      () =>
+        creds.mode === 'keytab'
+          ? credentials.checkKeytab(creds, ctx)
+          : credentials.checkTicketCache(creds, ctx, config),
       late(credName, ExitCode.auth, timeoutMs * 2, credName === 'keytab' ? 'keytab login' : 'klist'),
       bug(credName),
     );
@@ -142,19 +187,50 @@ export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<Doctor
     const none = (name: string, why: string) => skip(name, why);
     if (!endpoint) {
       const why = 'no endpoint';
-      return { dns: none('dns', why), tcp: none('tcp', why), tls: none('tls', why), clock: none('clock', why), gateway: none('gateway', why), reachable: false as const };
+      return {
+        dns: none('dns', why),
+        tcp: none('tcp', why),
+        tls: none('tls', why),
+        clock: none('clock', why),
+        gateway: none('gateway', why),
+        reachable: false as const,
+      };
     }
     const url = endpoint;
-    const dns = await guarded(timeoutMs, () => network.checkDns(url, timeoutMs), () => ({ result: late('dns', ExitCode.network, timeoutMs, `resolving ${url.hostname}`)(), resolved: false }), (m) => ({ result: bug('dns')(m), resolved: false }));
+    const dns = await guarded(
+      timeoutMs,
+      () => network.checkDns(url, timeoutMs),
+      () => ({ result: late('dns', ExitCode.network, timeoutMs, `resolving ${url.hostname}`)(), resolved: false }),
+      (m) => ({ result: bug('dns')(m), resolved: false }),
+    );
     const proxy = proxyFor(url, userEnv);
     if (!dns.resolved && !proxy) {
       const why = `${url.hostname} does not resolve`;
-      return { dns: dns.result, tcp: none('tcp', why), tls: none('tls', why), clock: none('clock', why), gateway: none('gateway', why), reachable: false as const };
+      return {
+        dns: dns.result,
+        tcp: none('tcp', why),
+        tls: none('tls', why),
+        clock: none('clock', why),
+        gateway: none('gateway', why),
+        reachable: false as const,
+      };
     }
-    const tcp = await guarded(timeoutMs + 500, () => network.checkTcp(url, timeoutMs, proxy), () => ({ result: late('tcp', ExitCode.network, timeoutMs, 'connecting')(), connected: false }), (m) => ({ result: bug('tcp')(m), connected: false }));
+    const tcp = await guarded(
+      timeoutMs + 500,
+      () => network.checkTcp(url, timeoutMs, proxy),
+      () => ({ result: late('tcp', ExitCode.network, timeoutMs, 'connecting')(), connected: false }),
+      (m) => ({ result: bug('tcp')(m), connected: false }),
+    );
     if (!tcp.connected) {
       const why = `no connection to ${url.host}`;
-      return { dns: dns.result, tcp: tcp.result, tls: none('tls', why), clock: none('clock', why), gateway: none('gateway', why), reachable: false as const };
+      return {
+        dns: dns.result,
+        tcp: tcp.result,
+        tls: none('tls', why),
+        clock: none('clock', why),
+        gateway: none('gateway', why),
+        reachable: false as const,
+      };
     }
 
     // TLS settings exactly as getsecret builds them.
@@ -163,7 +239,9 @@ export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<Doctor
     let trusted = true;
     if (url.protocol === 'https:') {
       let caProblem: CheckResult | undefined;
-      let trust = 'trust: system CAs' + (userEnv.NODE_EXTRA_CA_CERTS ? ` + NODE_EXTRA_CA_CERTS ${userEnv.NODE_EXTRA_CA_CERTS}` : '');
+      let trust =
+        'trust: system CAs' +
+        (userEnv.NODE_EXTRA_CA_CERTS ? ` + NODE_EXTRA_CA_CERTS ${userEnv.NODE_EXTRA_CA_CERTS}` : '');
       try {
         tlsOptions = await resolveTlsOptions({ cacert, insecure: flags.insecure }, userEnv, deps.cwd);
         if (cacert !== undefined) trust += ` + --cacert ${cacert}`;
@@ -175,7 +253,10 @@ export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<Doctor
         tls = caProblem;
         trusted = false;
       } else if (proxy) {
-        tls = skip('tls', `requests go through the proxy ${proxy}: the handshake is checked by the gateway request below`);
+        tls = skip(
+          'tls',
+          `requests go through the proxy ${proxy}: the handshake is checked by the gateway request below`,
+        );
       } else {
         const checked = await guarded(
           timeoutMs + 500,
@@ -190,21 +271,39 @@ export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<Doctor
       const host = network.bareHost(url);
       tls = network.isLoopback(host)
         ? ok('tls', 'not used: plain http to a loopback address')
-        : warn('tls', 'not used: plain http — the secret crosses the network unencrypted', 'use the https port of the gateway if it has one (Ozone 2.x: 19879)');
+        : warn(
+            'tls',
+            'not used: plain http — the secret crosses the network unencrypted',
+            'use the https port of the gateway if it has one (Ozone 2.x: 19879)',
+          );
     }
     if (!trusted) {
       const why = 'TLS failed';
-      return { dns: dns.result, tcp: tcp.result, tls, clock: none('clock', why), gateway: none('gateway', why), reachable: false as const };
+      return {
+        dns: dns.result,
+        tcp: tcp.result,
+        tls,
+        clock: none('clock', why),
+        gateway: none('gateway', why),
+        reachable: false as const,
+      };
     }
 
     const { createDispatcher } = await import('../http/dispatcher.js');
-    const dispatcher = await createDispatcher({ connections: 1, connectTimeoutMs: timeoutMs, tls: tlsOptions, env: userEnv });
+    const dispatcher = await createDispatcher({
+      connections: 1,
+      connectTimeoutMs: timeoutMs,
+      tls: tlsOptions,
+      env: userEnv,
+    });
     const gatewayModule = await import('../doctor/gateway.js');
     const anonymous = await guarded(
       timeoutMs + 500,
       async (): Promise<{ probe: import('../doctor/gateway.js').Probe } | { error: CheckResult }> => {
         try {
-          return { probe: await gatewayModule.sendProbe(dispatcher, url, 'GET', url.pathname, undefined, timeoutMs, trace) };
+          return {
+            probe: await gatewayModule.sendProbe(dispatcher, url, 'GET', url.pathname, undefined, timeoutMs, trace),
+          };
         } catch (error) {
           return { error: gatewayModule.probeFailure('gateway', error, url) };
         }
@@ -213,7 +312,15 @@ export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<Doctor
       (m) => ({ error: bug('gateway')(m) }),
     );
     if ('error' in anonymous) {
-      return { dns: dns.result, tcp: tcp.result, tls, clock: none('clock', 'no answer from the gateway'), gateway: anonymous.error, reachable: false as const, dispatcher };
+      return {
+        dns: dns.result,
+        tcp: tcp.result,
+        tls,
+        clock: none('clock', 'no answer from the gateway'),
+        gateway: anonymous.error,
+        reachable: false as const,
+        dispatcher,
+      };
     }
     return {
       dns: dns.result,
@@ -228,7 +335,12 @@ export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<Doctor
     };
   })();
 
-  const awsCheck = guarded(timeoutMs, async () => (await import('../doctor/aws-files.js')).checkAwsFiles(userEnv, deps.homedir), late('aws files', ExitCode.localFiles, timeoutMs, 'reading'), bug('aws files'));
+  const awsCheck = guarded(
+    timeoutMs,
+    async () => (await import('../doctor/aws-files.js')).checkAwsFiles(userEnv, deps.homedir),
+    late('aws files', ExitCode.localFiles, timeoutMs, 'reading'),
+    bug('aws files'),
+  );
 
   const { config, credCheck } = await kerberosChain;
 
@@ -239,20 +351,29 @@ export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<Doctor
   let ticketCheck = credCheck;
   let target: import('../doctor/credentials.js').ServiceTarget | undefined;
   if (endpoint) {
-    const { resolveServiceName, startNegotiation, prepareKeytabLogin, pinServiceRealm, spnRealm } = await import('../auth/spnego.js');
+    const { resolveServiceName, startNegotiation, prepareKeytabLogin, pinServiceRealm, spnRealm } =
+      await import('../auth/spnego.js');
     let service: string | undefined;
     try {
       service = resolveServiceName(spn, endpoint.hostname);
     } catch (error) {
       if (!(error instanceof Ozs3Error)) throw error;
-      spCheck = fail('service principal', error.exitCode, error.message, 'e.g. --spn HTTP@s3g.example.com or --spn HTTP/s3g.example.com@EXAMPLE.COM');
+      spCheck = fail(
+        'service principal',
+        error.exitCode,
+        error.message,
+        'e.g. --spn HTTP@s3g.example.com or --spn HTTP/s3g.example.com@EXAMPLE.COM',
+      );
     }
     if (service) {
       target = credentials.describeServiceTarget(service, spn, config, realmOf(creds.principal));
       const keytab = creds.keytab?.name;
       const negotiate = () => startNegotiation({ service: service!, principal: flags.principal, keytab, trace });
       if (!creds.usable) {
-        spCheck = skip('service principal', `${target.principal}: not checked without working credentials (see ${credName} above)`);
+        spCheck = skip(
+          'service principal',
+          `${target.principal}: not checked without working credentials (see ${credName} above)`,
+        );
       } else {
         if (keytab) prepareKeytabLogin(deps.env, { keytab, principal: flags.principal }, deps.cwd);
         // The same realm pinning getsecret does (commands/connect.ts), so both ask the KDC alike.
@@ -265,13 +386,24 @@ export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<Doctor
             credentials.checkServicePrincipal(target!, creds, negotiate, host, async () => {
               try {
                 const { promises: dnsPromises } = await import('node:dns');
-                const found = await withTimeout(dnsPromises.lookupService(host.replace(/^\[|\]$/g, ''), 0).then((r) => r.hostname), 1000, () => undefined);
+                const found = await withTimeout(
+                  dnsPromises.lookupService(host.replace(/^\[|\]$/g, ''), 0).then((r) => r.hostname),
+                  1000,
+                  () => undefined,
+                );
                 return found && found !== host ? found : undefined;
               } catch {
                 return undefined;
               }
             }),
-          () => ({ result: late('service principal', ExitCode.auth, timeoutMs * 2, `asking the KDC for ${target!.principal}`)() }),
+          () => ({
+            result: late(
+              'service principal',
+              ExitCode.auth,
+              timeoutMs * 2,
+              `asking the KDC for ${target!.principal}`,
+            )(),
+          }),
           (m) => ({ result: bug('service principal')(m) }),
         );
         spCheck = outcome.result;
@@ -287,7 +419,8 @@ export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<Doctor
         if (creds.klistMissing) {
           ticketCheck = credentials.ticketFromGss(creds, outcome.gssError);
           // The ticket line carries the failure; the service principal was never really asked for.
-          if (ticketCheck.status === 'fail') spCheck = skip('service principal', `${target.principal}: not checked without a ticket (see ticket above)`);
+          if (ticketCheck.status === 'fail')
+            spCheck = skip('service principal', `${target.principal}: not checked without a ticket (see ticket above)`);
         }
       }
     }
@@ -318,7 +451,11 @@ export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<Doctor
       timeoutMs + 500,
       async () => {
         try {
-          return await gatewayModule.classifyLogin(await gatewayModule.sendProbe(dispatcher, url, 'GET', url.pathname, token.authorization, timeoutMs, trace), token, target!.principal);
+          return await gatewayModule.classifyLogin(
+            await gatewayModule.sendProbe(dispatcher, url, 'GET', url.pathname, token.authorization, timeoutMs, trace),
+            token,
+            target!.principal,
+          );
         } catch (error) {
           return gatewayModule.probeFailure('spnego', error, url);
         }
@@ -343,5 +480,9 @@ export async function diagnose(flags: DoctorOptions, deps: Deps): Promise<Doctor
     await awsCheck,
   ];
   const firstFailure = checks.find((c) => c.status === 'fail');
-  return { checks, ok: !firstFailure, exitCode: firstFailure ? (firstFailure.exitCode ?? ExitCode.internal) : ExitCode.ok };
+  return {
+    checks,
+    ok: !firstFailure,
+    exitCode: firstFailure ? (firstFailure.exitCode ?? ExitCode.internal) : ExitCode.ok,
+  };
 }

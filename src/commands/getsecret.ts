@@ -3,7 +3,13 @@ import { Ozs3Error, SecretExistsError, SecretNotFoundError, UsageError, sanitize
 import type { Deps } from '../deps.js';
 import type { SecretClient } from '../ozone/client.js';
 import type { S3Secret } from '../ozone/response.js';
-import { formatJsonLine, formatLabelled, formatSecret, type SecretFormat, type SecretOutcome } from '../format/secret.js';
+import {
+  formatJsonLine,
+  formatLabelled,
+  formatSecret,
+  type SecretFormat,
+  type SecretOutcome,
+} from '../format/secret.js';
 import { applySettings, openSecretClient, type ConnectionOptions } from './connect.js';
 import { mapConcurrent, resolveUsers } from './users.js';
 import { createProgress, reportFailure, firstFailureCode, maskSecret } from './batch.js';
@@ -48,7 +54,12 @@ function checkFlags(opts: GetSecretOptions): SecretFormat {
 }
 
 /** Get one user's secret, applying --if-exists. */
-export async function obtainSecret(client: SecretClient, user: string | undefined, ifExists: IfExists, deps: Deps): Promise<SecretOutcome> {
+export async function obtainSecret(
+  client: SecretClient,
+  user: string | undefined,
+  ifExists: IfExists,
+  deps: Deps,
+): Promise<SecretOutcome> {
   try {
     return { user, secret: await client.getSecret(user) };
   } catch (error) {
@@ -63,7 +74,9 @@ export async function obtainSecret(client: SecretClient, user: string | undefine
       // Someone else revoked it between our two requests: fine, we create a new one below.
       if (!(revokeError instanceof SecretNotFoundError)) throw revokeError;
     }
-    deps.io.err(`ozs3: revoked the old S3 secret of ${user ?? 'your user'} (--if-exists rotate); its key stops working\n`);
+    deps.io.err(
+      `ozs3: revoked the old S3 secret of ${user ?? 'your user'} (--if-exists rotate); its key stops working\n`,
+    );
     return { user, secret: await client.getSecret(user) };
   }
 }
@@ -74,11 +87,17 @@ export async function runGetSecret(flags: GetSecretOptions, deps: Deps): Promise
   const users = await resolveUsers(opts.user, opts.usersFile, deps);
   const ifExists = opts.ifExists ?? 'fail';
   if (opts.writeAws && users.length > 1) {
-    throw new UsageError('--write-aws writes one profile: name at most one user', { hint: 'use --json to collect several users’ secrets' });
+    throw new UsageError('--write-aws writes one profile: name at most one user', {
+      hint: 'use --json to collect several users’ secrets',
+    });
   }
   const aws = opts.writeAws ? await prepareAwsWrite(opts, deps) : undefined;
 
-  const client = await openSecretClient(opts, deps, Math.max(1, Math.min(opts.concurrency ?? DEFAULT_CONCURRENCY, users.length)));
+  const client = await openSecretClient(
+    opts,
+    deps,
+    Math.max(1, Math.min(opts.concurrency ?? DEFAULT_CONCURRENCY, users.length)),
+  );
   try {
     if (users.length <= 1) {
       const outcome = await obtainSecret(client, users[0], ifExists, deps);
@@ -97,7 +116,14 @@ export async function runGetSecret(flags: GetSecretOptions, deps: Deps): Promise
   }
 }
 
-async function runBatch(client: SecretClient, users: string[], format: SecretFormat, ifExists: IfExists, opts: GetSecretOptions, deps: Deps): Promise<number> {
+async function runBatch(
+  client: SecretClient,
+  users: string[],
+  format: SecretFormat,
+  ifExists: IfExists,
+  opts: GetSecretOptions,
+  deps: Deps,
+): Promise<number> {
   const progress = createProgress(deps, users.length);
   const outcomes: SecretOutcome[] = new Array(users.length);
   let printed = 0;

@@ -17,9 +17,16 @@ export interface RevokeSecretOptions extends ConnectionOptions {
 }
 
 async function confirm(users: string[], deps: Deps): Promise<void> {
-  const what = users.length === 0 ? 'your own user' : users.length === 1 ? users[0]! : `${users.length} users (${users.slice(0, 5).join(', ')}${users.length > 5 ? ', …' : ''})`;
+  const what =
+    users.length === 0
+      ? 'your own user'
+      : users.length === 1
+        ? users[0]!
+        : `${users.length} users (${users.slice(0, 5).join(', ')}${users.length > 5 ? ', …' : ''})`;
   if (!deps.io.stdinIsTTY) {
-    throw new UsageError('not revoking: confirmation needed, and stdin is not a terminal', { hint: 'pass -y/--yes to revoke without asking' });
+    throw new UsageError('not revoking: confirmation needed, and stdin is not a terminal', {
+      hint: 'pass -y/--yes to revoke without asking',
+    });
   }
   const answer = await deps.io.prompt(`Revoke the S3 secret for ${sanitizeText(what)}? [y/N] `);
   if (!/^\s*y(es)?\s*$/i.test(answer)) throw new UsageError('not revoked: not confirmed', {}, 'NOT_CONFIRMED');
@@ -32,7 +39,11 @@ export async function runRevokeSecret(flags: RevokeSecretOptions, deps: Deps): P
   if (opts.writeAws && users.length > 1) throw new UsageError('--write-aws edits one profile: name at most one user');
   if (!opts.yes) await confirm(users, deps);
 
-  const client = await openSecretClient(opts, deps, Math.max(1, Math.min(opts.concurrency ?? DEFAULT_CONCURRENCY, users.length)));
+  const client = await openSecretClient(
+    opts,
+    deps,
+    Math.max(1, Math.min(opts.concurrency ?? DEFAULT_CONCURRENCY, users.length)),
+  );
   try {
     if (users.length <= 1) {
       const user = users[0];
@@ -42,17 +53,21 @@ export async function runRevokeSecret(flags: RevokeSecretOptions, deps: Deps): P
       return 0;
     }
     const progress = createProgress(deps, users.length);
-    const outcomes = await mapConcurrent(users, opts.concurrency ?? DEFAULT_CONCURRENCY, async (user): Promise<SecretOutcome> => {
-      try {
-        await client.revokeSecret(user);
-        return { user };
-      } catch (error) {
-        if (!(error instanceof Ozs3Error)) throw error;
-        return { user, error };
-      } finally {
-        progress.tick();
-      }
-    });
+    const outcomes = await mapConcurrent(
+      users,
+      opts.concurrency ?? DEFAULT_CONCURRENCY,
+      async (user): Promise<SecretOutcome> => {
+        try {
+          await client.revokeSecret(user);
+          return { user };
+        } catch (error) {
+          if (!(error instanceof Ozs3Error)) throw error;
+          return { user, error };
+        } finally {
+          progress.tick();
+        }
+      },
+    );
     progress.done();
     for (const outcome of outcomes) {
       if (outcome.error) reportFailure(deps, outcome.user, outcome.error);
@@ -68,7 +83,9 @@ export async function runRevokeSecret(flags: RevokeSecretOptions, deps: Deps): P
 async function removeFromProfile(opts: RevokeSecretOptions, deps: Deps, accessKey: string | undefined): Promise<void> {
   const profile = opts.profile ?? 'default';
   if (accessKey === undefined) {
-    deps.io.err(`ozs3: profile '${profile}' left as is: the server did not confirm which principal you are (no mutual authentication token)\n`);
+    deps.io.err(
+      `ozs3: profile '${profile}' left as is: the server did not confirm which principal you are (no mutual authentication token)\n`,
+    );
     return;
   }
   const { resolveAwsPaths, removeAwsKeys } = await import('../aws/write-profile.js');

@@ -35,7 +35,11 @@ const PRESET_KEYS: Record<string, keyof ClusterSettings> = {
 };
 
 /** Reads `[cluster NAME]` from ozs3's config file. */
-export async function loadClusterPreset(name: string, env: NodeJS.ProcessEnv, homedir: string): Promise<ClusterSettings> {
+export async function loadClusterPreset(
+  name: string,
+  env: NodeJS.ProcessEnv,
+  homedir: string,
+): Promise<ClusterSettings> {
   const path = configFilePath(env, homedir);
   let text: string;
   try {
@@ -43,24 +47,34 @@ export async function loadClusterPreset(name: string, env: NodeJS.ProcessEnv, ho
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new UsageError(
-      code === 'ENOENT' ? `--cluster ${name}: no ozs3 config file at ${path}` : `cannot read the ozs3 config file ${path} (${code ?? 'error'})`,
+      code === 'ENOENT'
+        ? `--cluster ${name}: no ozs3 config file at ${path}`
+        : `cannot read the ozs3 config file ${path} (${code ?? 'error'})`,
       { hint: `define it there:  [cluster ${name}]  endpoint = https://s3g.example.com:19879` },
     );
   }
   const { parse } = await import('ini');
   const sections = parse(text) as Record<string, unknown>;
-  const section = Object.entries(sections).find(([key]) => /^cluster\s+/.test(key) && key.replace(/^cluster\s+/, '').replace(/^"(.*)"$/, '$1') === name)?.[1];
+  const section = Object.entries(sections).find(
+    ([key]) => /^cluster\s+/.test(key) && key.replace(/^cluster\s+/, '').replace(/^"(.*)"$/, '$1') === name,
+  )?.[1];
   if (!section || typeof section !== 'object') {
     const known = Object.keys(sections)
       .filter((k) => /^cluster\s+/.test(k))
       .map((k) => k.replace(/^cluster\s+/, ''));
-    throw new UsageError(`no [cluster ${name}] in ${path}`, { hint: known.length ? `known clusters: ${known.join(', ')}` : undefined });
+    throw new UsageError(`no [cluster ${name}] in ${path}`, {
+      hint: known.length ? `known clusters: ${known.join(', ')}` : undefined,
+    });
   }
   const preset: ClusterSettings = {};
   for (const [key, value] of Object.entries(section as Record<string, unknown>)) {
     const field = PRESET_KEYS[key.toLowerCase()];
-    if (!field) throw new UsageError(`${path}: unknown key '${key}' in [cluster ${name}]`, { hint: `known keys: ${Object.keys(PRESET_KEYS).join(', ')}` });
-    if (typeof value !== 'string' || value === '') throw new UsageError(`${path}: '${key}' in [cluster ${name}] needs a value`);
+    if (!field)
+      throw new UsageError(`${path}: unknown key '${key}' in [cluster ${name}]`, {
+        hint: `known keys: ${Object.keys(PRESET_KEYS).join(', ')}`,
+      });
+    if (typeof value !== 'string' || value === '')
+      throw new UsageError(`${path}: '${key}' in [cluster ${name}] needs a value`);
     preset[field] = value;
   }
   return preset;
@@ -97,7 +111,9 @@ function addressToUrl(scheme: 'https' | 'http', address: string | undefined): st
 
 /** The secret endpoint and the S3 data endpoint an ozone-site.xml names, if any. */
 export function discoverFromOzoneSite(props: Map<string, string>): ClusterSettings & { key?: string } {
-  const s3Endpoint = addressToUrl('https', props.get('ozone.s3g.https-address')) ?? addressToUrl('http', props.get('ozone.s3g.http-address'));
+  const s3Endpoint =
+    addressToUrl('https', props.get('ozone.s3g.https-address')) ??
+    addressToUrl('http', props.get('ozone.s3g.http-address'));
   const candidates: [string, 'https' | 'http'][] = [
     ['ozone.s3g.webadmin.https-address', 'https'],
     ['ozone.s3g.webadmin.http-address', 'http'],
@@ -112,7 +128,9 @@ export function discoverFromOzoneSite(props: Map<string, string>): ClusterSettin
   return { s3Endpoint };
 }
 
-async function readOzoneSite(env: NodeJS.ProcessEnv): Promise<{ path: string; props: Map<string, string> } | undefined> {
+async function readOzoneSite(
+  env: NodeJS.ProcessEnv,
+): Promise<{ path: string; props: Map<string, string> } | undefined> {
   const dir = env.OZONE_CONF_DIR;
   if (!dir) return undefined;
   const path = join(dir, 'ozone-site.xml');
@@ -125,7 +143,10 @@ async function readOzoneSite(env: NodeJS.ProcessEnv): Promise<{ path: string; pr
 }
 
 /** Settings for this run; flags are applied by the caller on top. */
-export async function resolveSettings(opts: { endpoint?: string | undefined; cluster?: string | undefined }, deps: Pick<Deps, 'env' | 'homedir'>): Promise<ResolvedSettings> {
+export async function resolveSettings(
+  opts: { endpoint?: string | undefined; cluster?: string | undefined },
+  deps: Pick<Deps, 'env' | 'homedir'>,
+): Promise<ResolvedSettings> {
   const cluster = opts.cluster ?? (deps.env.OZS3_CLUSTER || undefined);
   const preset = cluster ? await loadClusterPreset(cluster, deps.env, deps.homedir) : {};
   const resolved: ResolvedSettings = { ...preset };

@@ -40,18 +40,31 @@ async function inspect(kind: 'config' | 'credentials', file: string, shown: stri
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     if (code !== 'ENOENT') {
-      return { text: `${shown} (${code})`, problem: { detail: `cannot read ${shown} (${code})`, fix: `check the permissions of ${path.dirname(file)}` } };
+      return {
+        text: `${shown} (${code})`,
+        problem: { detail: `cannot read ${shown} (${code})`, fix: `check the permissions of ${path.dirname(file)}` },
+      };
     }
     const ancestor = await writableAncestor(file);
     if (!ancestor.writable) {
       return {
         text: `${shown} (absent)`,
-        problem: { detail: `${shown} does not exist and cannot be created: ${ancestor.dir} is not writable (${ancestor.code ?? 'EACCES'})`, fix: `make ${ancestor.dir} writable, or set ${kind === 'config' ? 'AWS_CONFIG_FILE' : 'AWS_SHARED_CREDENTIALS_FILE'} to a writable path` },
+        problem: {
+          detail: `${shown} does not exist and cannot be created: ${ancestor.dir} is not writable (${ancestor.code ?? 'EACCES'})`,
+          fix: `make ${ancestor.dir} writable, or set ${kind === 'config' ? 'AWS_CONFIG_FILE' : 'AWS_SHARED_CREDENTIALS_FILE'} to a writable path`,
+        },
       };
     }
     return { text: `${shown} (absent: --write-aws creates it)` };
   }
-  if (!info.isFile()) return { text: shown, problem: { detail: `${shown} is not a regular file`, fix: `move it aside; ozs3 and the AWS CLI expect a file there` } };
+  if (!info.isFile())
+    return {
+      text: shown,
+      problem: {
+        detail: `${shown} is not a regular file`,
+        fix: `move it aside; ozs3 and the AWS CLI expect a file there`,
+      },
+    };
   const problems: string[] = [];
   try {
     await fs.access(file, constants.R_OK);
@@ -71,10 +84,19 @@ async function inspect(kind: 'config' | 'credentials', file: string, shown: stri
   }
   const text = `${shown} (${mode(info.mode)})`;
   if (problems.length > 0) {
-    return { text, problem: { detail: `${shown}: ${problems.join(', ')} (mode ${mode(info.mode)})`, fix: `check the owner and permissions of ${file} and its directory` } };
+    return {
+      text,
+      problem: {
+        detail: `${shown}: ${problems.join(', ')} (mode ${mode(info.mode)})`,
+        fix: `check the owner and permissions of ${file} and its directory`,
+      },
+    };
   }
   if (kind === 'credentials' && info.mode & 0o077) {
-    return { text, loose: { detail: `${shown} is readable by group or others (${mode(info.mode)})`, fix: `chmod 600 ${file}` } };
+    return {
+      text,
+      loose: { detail: `${shown} is readable by group or others (${mode(info.mode)})`, fix: `chmod 600 ${file}` },
+    };
   }
   return { text };
 }
@@ -82,8 +104,12 @@ async function inspect(kind: 'config' | 'credentials', file: string, shown: stri
 export async function checkAwsFiles(env: NodeJS.ProcessEnv, homedir: string): Promise<CheckResult> {
   const name = 'aws files';
   const paths = resolveAwsPaths(env, homedir);
-  const show = (file: string) => (homedir && file.startsWith(`${homedir}/`) ? `~/${file.slice(homedir.length + 1)}` : file);
-  const [config, credentials] = await Promise.all([inspect('config', paths.config, show(paths.config)), inspect('credentials', paths.credentials, show(paths.credentials))]);
+  const show = (file: string) =>
+    homedir && file.startsWith(`${homedir}/`) ? `~/${file.slice(homedir.length + 1)}` : file;
+  const [config, credentials] = await Promise.all([
+    inspect('config', paths.config, show(paths.config)),
+    inspect('credentials', paths.credentials, show(paths.credentials)),
+  ]);
   const detail = `${config.text}, ${credentials.text}`;
   const problem = config.problem ?? credentials.problem;
   if (problem) return fail(name, ExitCode.localFiles, problem.detail, problem.fix);

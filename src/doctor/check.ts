@@ -16,9 +16,20 @@ export interface CheckResult {
 }
 
 export const ok = (name: string, detail: string): CheckResult => ({ name, status: 'ok', detail });
-export const warn = (name: string, detail: string, fix?: string): CheckResult => ({ name, status: 'warn', detail, fix });
+export const warn = (name: string, detail: string, fix?: string): CheckResult => ({
+  name,
+  status: 'warn',
+  detail,
+  fix,
+});
 export const skip = (name: string, detail: string): CheckResult => ({ name, status: 'skip', detail });
-export const fail = (name: string, exitCode: ExitCodeValue, detail: string, fix?: string): CheckResult => ({ name, status: 'fail', detail, fix, exitCode });
+export const fail = (name: string, exitCode: ExitCodeValue, detail: string, fix?: string): CheckResult => ({
+  name,
+  status: 'fail',
+  detail,
+  fix,
+  exitCode,
+});
 
 /** Resolves to the check's result, or to `onTimeout()` when it takes longer than `ms`. */
 export async function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => T): Promise<T> {
@@ -52,7 +63,13 @@ export function runTool(tool: string, args: string[], env: NodeJS.ProcessEnv, ti
     execFile(
       tool,
       args,
-      { env: { ...env, LC_ALL: 'C', LANG: 'C' }, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024, windowsHide: true },
+      {
+        env: { ...env, LC_ALL: 'C', LANG: 'C' },
+        timeout: timeoutMs,
+        killSignal: 'SIGKILL',
+        maxBuffer: 1024 * 1024,
+        windowsHide: true,
+      },
       (error, stdout, stderr) => {
         const err = error as (NodeJS.ErrnoException & { killed?: boolean; code?: number | string }) | null;
         if (err && err.code === 'ENOENT') {
@@ -60,7 +77,13 @@ export function runTool(tool: string, args: string[], env: NodeJS.ProcessEnv, ti
           return;
         }
         const timedOut = Boolean(err?.killed);
-        resolve({ found: true, code: typeof err?.code === 'number' ? err.code : err ? -1 : 0, stdout: String(stdout), stderr: String(stderr), timedOut });
+        resolve({
+          found: true,
+          code: typeof err?.code === 'number' ? err.code : err ? -1 : 0,
+          stdout: String(stdout),
+          stderr: String(stderr),
+          timedOut,
+        });
       },
     ).stdin?.end();
   });

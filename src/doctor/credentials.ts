@@ -57,7 +57,8 @@ export function credentialMode(opts: CredentialOptions, env: NodeJS.ProcessEnv, 
   };
 }
 
-const KLIST_MISSING_FIX = 'install the MIT Kerberos client tools (Debian/Ubuntu: krb5-user; RHEL/Fedora: krb5-workstation) to see the ticket cache';
+const KLIST_MISSING_FIX =
+  'install the MIT Kerberos client tools (Debian/Ubuntu: krb5-user; RHEL/Fedora: krb5-workstation) to see the ticket cache';
 
 function defaultCacheName(env: NodeJS.ProcessEnv, config: Krb5Config | undefined): string {
   if (env.KRB5CCNAME) return env.KRB5CCNAME;
@@ -71,7 +72,11 @@ function kinitFix(principal: string | undefined): string {
 }
 
 /** Check 1, ticket-cache flavour: `klist` → cache, principal, TGT expiry. */
-export async function checkTicketCache(creds: Credentials, ctx: CredentialContext, config: Krb5Config | undefined): Promise<CheckResult> {
+export async function checkTicketCache(
+  creds: Credentials,
+  ctx: CredentialContext,
+  config: Krb5Config | undefined,
+): Promise<CheckResult> {
   const name = 'ticket';
   ctx.trace?.('doctor: klist');
   const listed = await runTool('klist', [], ctx.env, ctx.timeoutMs);
@@ -79,9 +84,19 @@ export async function checkTicketCache(creds: Credentials, ctx: CredentialContex
   creds.cache = cacheName;
   if (!listed.found) {
     creds.klistMissing = true;
-    return warn(name, `klist is not on PATH, so the cache ${cacheName} cannot be listed; the service principal check shows whether a ticket works`, KLIST_MISSING_FIX);
+    return warn(
+      name,
+      `klist is not on PATH, so the cache ${cacheName} cannot be listed; the service principal check shows whether a ticket works`,
+      KLIST_MISSING_FIX,
+    );
   }
-  if (listed.timedOut) return fail(name, ExitCode.auth, `klist gave no answer within ${ctx.timeoutMs / 1000} s (cache ${cacheName})`, 'check the credential cache (KRB5CCNAME) and the Kerberos setup');
+  if (listed.timedOut)
+    return fail(
+      name,
+      ExitCode.auth,
+      `klist gave no answer within ${ctx.timeoutMs / 1000} s (cache ${cacheName})`,
+      'check the credential cache (KRB5CCNAME) and the Kerberos setup',
+    );
   const listing = parseKlist(listed.stdout);
   const cache = listing.cache ?? cacheName;
   creds.cache = cache;
@@ -89,19 +104,32 @@ export async function checkTicketCache(creds: Credentials, ctx: CredentialContex
     creds.usable = false;
     const reason = sanitizeText(listed.stderr.replace(/^klist:\s*/m, '').trim() || 'klist failed');
     if (/No credentials cache|not found|No such file|does not exist|No credentials found/i.test(reason)) {
-      return fail(name, ExitCode.auth, `no Kerberos ticket: no credential cache at ${cache} (${reason})`, kinitFix(creds.principal));
+      return fail(
+        name,
+        ExitCode.auth,
+        `no Kerberos ticket: no credential cache at ${cache} (${reason})`,
+        kinitFix(creds.principal),
+      );
     }
     return fail(name, ExitCode.auth, `cannot read the credential cache ${cache}: ${reason}`, kinitFix(creds.principal));
   }
   const wanted = creds.principal;
-  const sameName = wanted === undefined || wanted === listing.principal || (!wanted.includes('@') && listing.principal.startsWith(`${wanted}@`));
+  const sameName =
+    wanted === undefined ||
+    wanted === listing.principal ||
+    (!wanted.includes('@') && listing.principal.startsWith(`${wanted}@`));
   const mismatch = sameName ? undefined : wanted;
   if (sameName) creds.principal = listing.principal;
   const tgt = findTgt(listing);
   const where = `${cache} (${ctx.env.KRB5CCNAME ? 'KRB5CCNAME' : 'default cache'}): ${listing.principal}`;
   if (!tgt) {
     creds.usable = false;
-    return fail(name, ExitCode.auth, `no ticket-granting ticket in ${where} (${listing.tickets.length} other tickets)`, kinitFix(listing.principal));
+    return fail(
+      name,
+      ExitCode.auth,
+      `no ticket-granting ticket in ${where} (${listing.tickets.length} other tickets)`,
+      kinitFix(listing.principal),
+    );
   }
   const now = Date.now();
   if (!tgt.expires) {
@@ -109,7 +137,12 @@ export async function checkTicketCache(creds: Credentials, ctx: CredentialContex
     const valid = await runTool('klist', ['-s'], ctx.env, ctx.timeoutMs);
     if (valid.code !== 0) {
       creds.usable = false;
-      return fail(name, ExitCode.auth, `the ticket in ${where} has expired (expires ${tgt.expiresText})`, kinitFix(listing.principal));
+      return fail(
+        name,
+        ExitCode.auth,
+        `the ticket in ${where} has expired (expires ${tgt.expiresText})`,
+        kinitFix(listing.principal),
+      );
     }
     return ok(name, `${where}, ticket-granting ticket expires ${tgt.expiresText}`);
   }
@@ -121,7 +154,9 @@ export async function checkTicketCache(creds: Credentials, ctx: CredentialContex
       name,
       ExitCode.auth,
       `the ticket in ${where} has expired (${formatLocalTime(tgt.expires)}, ${describeRemaining(left)})`,
-      renewable ? `run kinit -R (renewable until ${formatLocalTime(tgt.renewUntil!)}) or kinit ${listing.principal}` : kinitFix(listing.principal),
+      renewable
+        ? `run kinit -R (renewable until ${formatLocalTime(tgt.renewUntil!)}) or kinit ${listing.principal}`
+        : kinitFix(listing.principal),
     );
   }
   const detail = `${where}, ticket-granting ticket expires ${formatLocalTime(tgt.expires)} (${describeRemaining(left)})`;
@@ -151,7 +186,12 @@ export async function checkKeytab(creds: Credentials, ctx: CredentialContext): P
       const info = await stat(path);
       if (!info.isFile()) {
         creds.usable = false;
-        return fail(name, ExitCode.auth, `keytab ${label} is not a file`, `give the keytab file with --keytab FILE${envFix}`);
+        return fail(
+          name,
+          ExitCode.auth,
+          `keytab ${label} is not a file`,
+          `give the keytab file with --keytab FILE${envFix}`,
+        );
       }
       await access(path, constants.R_OK);
       const mode = info.mode & 0o777;
@@ -160,7 +200,12 @@ export async function checkKeytab(creds: Credentials, ctx: CredentialContext): P
     } catch (error) {
       creds.usable = false;
       const code = (error as NodeJS.ErrnoException).code ?? 'error';
-      return fail(name, ExitCode.auth, `cannot read keytab ${label} (${code})`, `check the path and its permissions${envFix}`);
+      return fail(
+        name,
+        ExitCode.auth,
+        `cannot read keytab ${label} (${code})`,
+        `check the path and its permissions${envFix}`,
+      );
     }
   }
   ctx.trace?.(`doctor: klist -kt ${kt.name}`);
@@ -171,13 +216,23 @@ export async function checkKeytab(creds: Credentials, ctx: CredentialContext): P
   } else if (listed.code !== 0) {
     creds.usable = false;
     const reason = sanitizeText(listed.stderr.replace(/^klist:\s*/m, '').trim() || 'klist failed');
-    return fail(name, ExitCode.auth, `cannot read keytab ${label}: ${reason}`, `check the file with klist -kt${envFix}`);
+    return fail(
+      name,
+      ExitCode.auth,
+      `cannot read keytab ${label}: ${reason}`,
+      `check the file with klist -kt${envFix}`,
+    );
   } else {
     const entries = keytabPrincipals(parseKeytabListing(listed.stdout));
     principals = entries.map((e) => e.principal);
     if (entries.length === 0) {
       creds.usable = false;
-      return fail(name, ExitCode.auth, `keytab ${label} holds no keys`, `export the principal's keys into it (kadmin ktadd / ipa-getkeytab)${envFix}`);
+      return fail(
+        name,
+        ExitCode.auth,
+        `keytab ${label} holds no keys`,
+        `export the principal's keys into it (kadmin ktadd / ipa-getkeytab)${envFix}`,
+      );
     }
     notes.push(entries.map((e) => `${e.principal} kvno ${e.kvno}`).join(', '));
   }
@@ -186,7 +241,12 @@ export async function checkKeytab(creds: Credentials, ctx: CredentialContext): P
     const matches = principals.filter((p) => p === wanted || (!wanted.includes('@') && p.startsWith(`${wanted}@`)));
     if (matches.length === 0) {
       creds.usable = false;
-      return fail(name, ExitCode.auth, `keytab ${label} holds ${principals.join(', ')}, not --principal ${wanted}`, `use --principal ${principals[0]}, or a keytab that holds ${wanted}`);
+      return fail(
+        name,
+        ExitCode.auth,
+        `keytab ${label} holds ${principals.join(', ')}, not --principal ${wanted}`,
+        `use --principal ${principals[0]}, or a keytab that holds ${wanted}`,
+      );
     }
     creds.principal = matches[0];
   }
@@ -195,11 +255,23 @@ export async function checkKeytab(creds: Credentials, ctx: CredentialContext): P
   const loginAs = creds.principal;
   if (loginAs) {
     ctx.trace?.(`doctor: kinit -k -t ${kt.name} ${loginAs} (into a MEMORY cache)`);
-    const login = await runTool('kinit', ['-k', '-t', kt.name, '-c', `MEMORY:ozs3-doctor-${randomBytes(6).toString('hex')}`, loginAs], ctx.env, ctx.timeoutMs);
+    const login = await runTool(
+      'kinit',
+      ['-k', '-t', kt.name, '-c', `MEMORY:ozs3-doctor-${randomBytes(6).toString('hex')}`, loginAs],
+      ctx.env,
+      ctx.timeoutMs,
+    );
     if (login.found && (login.code !== 0 || login.timedOut)) {
       creds.usable = false;
-      const reason = login.timedOut ? `no answer within ${ctx.timeoutMs / 1000} s` : sanitizeText(login.stderr.replace(/^kinit:\s*/m, '').trim());
-      return fail(name, ExitCode.auth, `cannot log in from keytab ${label} as ${loginAs}: ${reason}`, keytabLoginFix(reason) + envFix);
+      const reason = login.timedOut
+        ? `no answer within ${ctx.timeoutMs / 1000} s`
+        : sanitizeText(login.stderr.replace(/^kinit:\s*/m, '').trim());
+      return fail(
+        name,
+        ExitCode.auth,
+        `cannot log in from keytab ${label} as ${loginAs}: ${reason}`,
+        keytabLoginFix(reason) + envFix,
+      );
     }
     if (login.found) notes.push(`kinit as ${loginAs} works`);
   }
@@ -211,9 +283,12 @@ function keytabLoginFix(reason: string): string {
   if (/Preauthentication failed|Password incorrect|Decrypt integrity|bad integrity/i.test(reason)) {
     return "the keytab's key is out of date (the password or key version changed): export a fresh keytab";
   }
-  if (/Client .*not found/i.test(reason)) return 'the KDC does not know this principal: check --principal and the realm';
-  if (/Cannot (contact|find) any KDC|Cannot find KDC|unable to reach/i.test(reason)) return 'check the [realms] section of krb5.conf (KRB5_CONFIG) and that the KDC is reachable';
-  if (/no suitable keys|Key table entry not found/i.test(reason)) return 'the keytab has no key for this principal: check with klist -kt';
+  if (/Client .*not found/i.test(reason))
+    return 'the KDC does not know this principal: check --principal and the realm';
+  if (/Cannot (contact|find) any KDC|Cannot find KDC|unable to reach/i.test(reason))
+    return 'check the [realms] section of krb5.conf (KRB5_CONFIG) and that the KDC is reachable';
+  if (/no suitable keys|Key table entry not found/i.test(reason))
+    return 'the keytab has no key for this principal: check with klist -kt';
   return 'check with: klist -kt <keytab>; kinit -k -t <keytab> <principal>';
 }
 
@@ -221,11 +296,20 @@ function keytabLoginFix(reason: string): string {
 export function ticketFromGss(creds: Credentials, gssError: Ozs3Error | undefined): CheckResult {
   const cache = creds.cache ?? 'the default cache';
   if (!gssError) {
-    return warn('ticket', `klist is not on PATH; a service ticket was obtained with the cache ${cache}${creds.principal ? ` as ${creds.principal}` : ''}`, KLIST_MISSING_FIX);
+    return warn(
+      'ticket',
+      `klist is not on PATH; a service ticket was obtained with the cache ${cache}${creds.principal ? ` as ${creds.principal}` : ''}`,
+      KLIST_MISSING_FIX,
+    );
   }
   if (gssError.code === 'KRB_NO_TICKET' || gssError.code === 'KRB_TICKET_EXPIRED') {
     creds.usable = false;
-    return fail('ticket', ExitCode.auth, `${gssError.message} (cache ${cache}; klist is not on PATH)`, gssError.hint ?? kinitFix(creds.principal));
+    return fail(
+      'ticket',
+      ExitCode.auth,
+      `${gssError.message} (cache ${cache}; klist is not on PATH)`,
+      gssError.hint ?? kinitFix(creds.principal),
+    );
   }
   return warn('ticket', `klist is not on PATH, so the cache ${cache} cannot be listed`, KLIST_MISSING_FIX);
 }
@@ -245,7 +329,12 @@ export interface ServiceTarget {
   mapped: boolean;
 }
 
-export function describeServiceTarget(service: string, spn: string | undefined, config: Krb5Config | undefined, clientRealm: string | undefined): ServiceTarget {
+export function describeServiceTarget(
+  service: string,
+  spn: string | undefined,
+  config: Krb5Config | undefined,
+  clientRealm: string | undefined,
+): ServiceTarget {
   const at = service.lastIndexOf('@');
   const svc = service.slice(0, at);
   const host = service.slice(at + 1);
@@ -260,9 +349,17 @@ export function describeServiceTarget(service: string, spn: string | undefined, 
   const realmVia = spnRealm
     ? `--spn ${spn}`
     : mapped
-    ? `[domain_realm] ${mapped.entry} = ${mapped.realm}`
-    : `no [domain_realm] entry: referral from ${clientRealm ?? 'your realm'}${fallback ? `, then realm ${fallback}` : ''}`;
-  return { service, host, realm, realmVia, principal: `${svc}/${host}@${realm ?? ''}`, spnRealm, mapped: mapped !== undefined };
+      ? `[domain_realm] ${mapped.entry} = ${mapped.realm}`
+      : `no [domain_realm] entry: referral from ${clientRealm ?? 'your realm'}${fallback ? `, then realm ${fallback}` : ''}`;
+  return {
+    service,
+    host,
+    realm,
+    realmVia,
+    principal: `${svc}/${host}@${realm ?? ''}`,
+    spnRealm,
+    mapped: mapped !== undefined,
+  };
 }
 
 /** Check 2: which krb5.conf, its default realm, and the endpoint host's realm against the ticket's. */
@@ -281,9 +378,16 @@ export function checkKrb5Config(
   const file = config.read[0] ?? config.files[0] ?? '/etc/krb5.conf';
   if (config.read.length === 0) {
     const reasons = config.unreadable.map((u) => `${u.file}: ${u.code}`).join(', ');
-    return warn(name, `no krb5.conf could be read (${reasons}); Kerberos falls back to built-in defaults and DNS`, `point KRB5_CONFIG at your realm's krb5.conf, or install one at /etc/krb5.conf`);
+    return warn(
+      name,
+      `no krb5.conf could be read (${reasons}); Kerberos falls back to built-in defaults and DNS`,
+      `point KRB5_CONFIG at your realm's krb5.conf, or install one at /etc/krb5.conf`,
+    );
   }
-  if (!target) return defaultRealm ? ok(name, parts.join('; ')) : warn(name, parts.join('; '), `set default_realm in [libdefaults] of ${file}`);
+  if (!target)
+    return defaultRealm
+      ? ok(name, parts.join('; '))
+      : warn(name, parts.join('; '), `set default_realm in [libdefaults] of ${file}`);
   parts.push(`${target.host} → ${target.realm ?? '?'} (${target.realmVia})`);
   const clientRealm = realmOf(creds.principal);
   // --spn HTTP/host@REALM overrides [domain_realm] for this run, as it does for getsecret.
@@ -306,7 +410,12 @@ export function checkKrb5Config(
       mapFix(clientRealm ?? defaultRealm ?? 'YOUR.REALM'),
     );
   }
-  if (!defaultRealm && !mapped) return warn(name, parts.join('; '), `set default_realm in [libdefaults] of ${file}, or ${mapFix(clientRealm ?? 'YOUR.REALM')}`);
+  if (!defaultRealm && !mapped)
+    return warn(
+      name,
+      parts.join('; '),
+      `set default_realm in [libdefaults] of ${file}, or ${mapFix(clientRealm ?? 'YOUR.REALM')}`,
+    );
   return ok(name, parts.join('; '));
 }
 
@@ -323,12 +432,17 @@ export interface ServicePrincipalOutcome {
  * For a host without a [domain_realm] entry, the realm the KDC actually answered for (by referral)
  * shows only in the cache: the service ticket GSS just stored there.
  */
-export async function confirmServicePrincipal(target: ServiceTarget, ctx: CredentialContext): Promise<string | undefined> {
+export async function confirmServicePrincipal(
+  target: ServiceTarget,
+  ctx: CredentialContext,
+): Promise<string | undefined> {
   const listed = await runTool('klist', [], ctx.env, ctx.timeoutMs);
   if (!listed.found || listed.code !== 0) return undefined;
   const prefix = `${target.service.slice(0, target.service.lastIndexOf('@'))}/${target.host}@`.toLowerCase();
   // MIT also caches a referral ticket under the realm-less name it asked for (`HTTP/host@`): skip it.
-  return parseKlist(listed.stdout).tickets.find((t) => t.server.toLowerCase().startsWith(prefix) && !t.server.endsWith('@'))?.server;
+  return parseKlist(listed.stdout).tickets.find(
+    (t) => t.server.toLowerCase().startsWith(prefix) && !t.server.endsWith('@'),
+  )?.server;
 }
 
 function rawGssReason(error: Ozs3Error): string {
@@ -351,7 +465,13 @@ export async function checkServicePrincipal(
   const name = 'service principal';
   try {
     const negotiation = await negotiate();
-    return { result: ok(name, `${target.principal}: the KDC issued a service ticket${creds.principal ? ` to ${creds.principal}` : ''}`), negotiation };
+    return {
+      result: ok(
+        name,
+        `${target.principal}: the KDC issued a service ticket${creds.principal ? ` to ${creds.principal}` : ''}`,
+      ),
+      negotiation,
+    };
   } catch (error) {
     if (!(error instanceof Ozs3Error)) throw error;
     const reason = rawGssReason(error);
@@ -363,7 +483,12 @@ export async function checkServicePrincipal(
         // Unmapped hosts: the referral to the client realm failed first, then the domain-named realm.
         const asked = target.mapped ? target.principal : `${target.principal} and HTTP/${target.host}@${crossRealm[1]}`;
         return {
-          result: fail(name, ExitCode.auth, `${asked}: not found: ${failure}`, 'see krb5.conf above: map the host to the realm of the gateway'),
+          result: fail(
+            name,
+            ExitCode.auth,
+            `${asked}: not found: ${failure}`,
+            'see krb5.conf above: map the host to the realm of the gateway',
+          ),
           gssError: error,
           crossRealmFailure: failure,
         };
@@ -374,7 +499,15 @@ export async function checkServicePrincipal(
         const suggestion = await suggestHost();
         fix = `service principals name hosts, not IP addresses: use the gateway's host name in --endpoint${suggestion ? ` (${endpointHost} is ${suggestion}: --endpoint …//${suggestion}:<port>)` : ''}, or --spn HTTP@<host>`;
       }
-      return { result: fail(name, ExitCode.auth, `the KDC does not know ${principal} (Server not found in Kerberos database)`, fix), gssError: error };
+      return {
+        result: fail(
+          name,
+          ExitCode.auth,
+          `the KDC does not know ${principal} (Server not found in Kerberos database)`,
+          fix,
+        ),
+        gssError: error,
+      };
     }
     // No ticket, expired, KDC unreachable, clock skew …: spnego.ts's mapping already names cause and fix.
     return { result: fail(name, ExitCode.auth, `${target.principal}: ${error.message}`, error.hint), gssError: error };

@@ -49,7 +49,15 @@ export async function sendProbe(
   const signal = AbortSignal.timeout(timeoutMs);
   const sentAt = Date.now();
   try {
-    const res = await dispatcher.request({ origin: endpoint.origin, path, method, headers, signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    const res = await dispatcher.request({
+      origin: endpoint.origin,
+      path,
+      method,
+      headers,
+      signal,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of res.body) {
@@ -61,7 +69,9 @@ export async function sendProbe(
       }
     }
     const receivedAt = Date.now();
-    trace?.(`< ${res.statusCode} ${sanitizeText(res.statusText ?? '')}${res.headers['www-authenticate'] ? ' (www-authenticate: Negotiate …)' : ''}`);
+    trace?.(
+      `< ${res.statusCode} ${sanitizeText(res.statusText ?? '')}${res.headers['www-authenticate'] ? ' (www-authenticate: Negotiate …)' : ''}`,
+    );
     return {
       status: res.statusCode,
       reason: res.statusText ?? '',
@@ -91,7 +101,8 @@ function isHtml(probe: Probe): boolean {
 }
 
 const DISABLED = /S3 Secret endpoint is disabled/i;
-const DISABLED_FIX = 'an Ozone admin must set ozone.s3g.secret.http.enabled=true on the S3 Gateway (ozone-site.xml) and restart it';
+const DISABLED_FIX =
+  'an Ozone admin must set ozone.s3g.secret.http.enabled=true on the S3 Gateway (ozone-site.xml) and restart it';
 
 /** Whether the answer is Hadoop's Kerberos challenge: the endpoint is enabled and SPNEGO-protected. */
 export function isNegotiateChallenge(probe: Probe): boolean {
@@ -115,21 +126,51 @@ export function classifyAnonymous(probe: Probe, endpoint: URL): CheckResult {
   const serverNote = server ? ` (server: ${sanitizeText(server, 60)})` : '';
   if (probe.status === 401) {
     if (/\bNegotiate\b/i.test(challenge)) {
-      return ok(name, `GET ${where} without a token: 401 with WWW-Authenticate: Negotiate — the secret endpoint is on and Kerberos (SPNEGO) protected${serverNote}`);
+      return ok(
+        name,
+        `GET ${where} without a token: 401 with WWW-Authenticate: Negotiate — the secret endpoint is on and Kerberos (SPNEGO) protected${serverNote}`,
+      );
     }
     const scheme = sanitizeText(challenge.split(/[\s,]/)[0] || 'no', 30);
-    return fail(name, ExitCode.response, `GET ${where}: 401 asking for ${scheme} authentication, not Negotiate: not an Ozone secret endpoint${serverNote}`, `check --endpoint: ${PORT_HINT}`);
+    return fail(
+      name,
+      ExitCode.response,
+      `GET ${where}: 401 asking for ${scheme} authentication, not Negotiate: not an Ozone secret endpoint${serverNote}`,
+      `check --endpoint: ${PORT_HINT}`,
+    );
   }
-  if (probe.status === 400 && DISABLED.test(probe.body)) return fail(name, ExitCode.response, `GET ${where}: 400 S3 Secret endpoint is disabled.`, DISABLED_FIX);
-  if (probe.status === 404) return fail(name, ExitCode.response, `nothing at ${where} (404): not the secret endpoint${serverNote}`, notFoundFix(endpoint));
+  if (probe.status === 400 && DISABLED.test(probe.body))
+    return fail(name, ExitCode.response, `GET ${where}: 400 S3 Secret endpoint is disabled.`, DISABLED_FIX);
+  if (probe.status === 404)
+    return fail(
+      name,
+      ExitCode.response,
+      `nothing at ${where} (404): not the secret endpoint${serverNote}`,
+      notFoundFix(endpoint),
+    );
   if (probe.status === 403) {
-    return warn(name, `GET ${where} without a token: 403${serverNote}`, 'on Ozone 2.x with authorization on, the whole endpoint is admin-only: ask to be added to ozone.s3.administrators');
+    return warn(
+      name,
+      `GET ${where} without a token: 403${serverNote}`,
+      'on Ozone 2.x with authorization on, the whole endpoint is admin-only: ask to be added to ozone.s3.administrators',
+    );
   }
   if (probe.status >= 300 && probe.status < 400) {
     const location = sanitizeText(header(probe, 'location') ?? '(no Location)', 200);
-    return fail(name, ExitCode.response, `${where} redirects (${status}) to ${location}; ozs3 does not follow redirects with Kerberos credentials`, 'use the final URL as --endpoint if you trust it');
+    return fail(
+      name,
+      ExitCode.response,
+      `${where} redirects (${status}) to ${location}; ozs3 does not follow redirects with Kerberos credentials`,
+      'use the final URL as --endpoint if you trust it',
+    );
   }
-  if (probe.status >= 500) return fail(name, ExitCode.response, `the gateway failed: ${status}${serverNote}`, 'look at the S3 Gateway log; try again later');
+  if (probe.status >= 500)
+    return fail(
+      name,
+      ExitCode.response,
+      `the gateway failed: ${status}${serverNote}`,
+      'look at the S3 Gateway log; try again later',
+    );
   if (probe.status === 405) {
     const allow = header(probe, 'allow');
     const allowNote = allow ? ` (Allow: ${sanitizeText(allow, 60)})` : '';
@@ -144,9 +185,18 @@ export function classifyAnonymous(probe: Probe, endpoint: URL): CheckResult {
     }
   }
   if (isHtml(probe)) {
-    return fail(name, ExitCode.response, `GET ${where} without a token: ${status} with an HTML page — not an Ozone secret endpoint${serverNote}`, `check --endpoint: ${PORT_HINT}`);
+    return fail(
+      name,
+      ExitCode.response,
+      `GET ${where} without a token: ${status} with an HTML page — not an Ozone secret endpoint${serverNote}`,
+      `check --endpoint: ${PORT_HINT}`,
+    );
   }
-  return warn(name, `GET ${where} without a token: unexpected ${status}${serverNote}`, 'an Ozone secret endpoint answers 401 with WWW-Authenticate: Negotiate; check --endpoint');
+  return warn(
+    name,
+    `GET ${where} without a token: unexpected ${status}${serverNote}`,
+    'an Ozone secret endpoint answers 401 with WWW-Authenticate: Negotiate; check --endpoint',
+  );
 }
 
 /** Check 6: the gateway's clock (its Date header) against ours. Kerberos allows 300 s by default. */
@@ -154,16 +204,35 @@ export function checkClock(probe: Probe): CheckResult {
   const name = 'clock';
   const date = header(probe, 'date');
   const serverTime = date ? Date.parse(date) : Number.NaN;
-  if (Number.isNaN(serverTime)) return warn(name, 'the gateway sent no Date header: skew not measured', 'keep this clock synchronised (NTP / chrony)');
+  if (Number.isNaN(serverTime))
+    return warn(
+      name,
+      'the gateway sent no Date header: skew not measured',
+      'keep this clock synchronised (NTP / chrony)',
+    );
   // The Date header is whole seconds: compare with the middle of the exchange, allow the rounding.
   const local = (probe.sentAt + probe.receivedAt) / 2;
   let skew = serverTime - local;
   if (Math.abs(skew) < 1000 + (probe.receivedAt - probe.sentAt) / 2) skew = 0;
   const seconds = Math.round(Math.abs(skew) / 1000);
   const direction = skew > 0 ? 'ahead of' : 'behind';
-  const text = seconds === 0 ? "the gateway's clock agrees with this one (within 1 s)" : `the gateway's clock is ${seconds} s ${direction} this one`;
-  if (seconds > 300) return fail(name, ExitCode.auth, `${text}: more than Kerberos allows (300 s clockskew)`, 'synchronise the clocks here and on the gateway (NTP / chrony)');
-  if (seconds > 60) return warn(name, `${text} (Kerberos allows 300 s)`, 'synchronise the clocks here and on the gateway (NTP / chrony)');
+  const text =
+    seconds === 0
+      ? "the gateway's clock agrees with this one (within 1 s)"
+      : `the gateway's clock is ${seconds} s ${direction} this one`;
+  if (seconds > 300)
+    return fail(
+      name,
+      ExitCode.auth,
+      `${text}: more than Kerberos allows (300 s clockskew)`,
+      'synchronise the clocks here and on the gateway (NTP / chrony)',
+    );
+  if (seconds > 60)
+    return warn(
+      name,
+      `${text} (Kerberos allows 300 s)`,
+      'synchronise the clocks here and on the gateway (NTP / chrony)',
+    );
   return ok(name, text);
 }
 
@@ -176,7 +245,12 @@ export async function classifyLogin(probe: Probe, negotiation: Negotiation, targ
   const name = 'spnego';
   const reason = sanitizeText(probe.reason, 300);
   if (probe.status === 401) {
-    return fail(name, ExitCode.auth, `the gateway answered 401 to a token for ${target}: it did not accept it`, `the gateway may hold another principal: check --spn against its ozone.s3g.http.auth.kerberos.principal`);
+    return fail(
+      name,
+      ExitCode.auth,
+      `the gateway answered 401 to a token for ${target}: it did not accept it`,
+      `the gateway may hold another principal: check --spn against its ozone.s3g.http.auth.kerberos.principal`,
+    );
   }
   if (probe.status === 403 && reason && !/^forbidden$/i.test(reason)) {
     return fail(
@@ -186,7 +260,13 @@ export async function classifyLogin(probe: Probe, negotiation: Negotiation, targ
       `the gateway's keytab must hold ${target} with the key version the KDC has (ozone.s3g.secret.http.auth.kerberos.keytab / principal); else use --spn for the name it holds`,
     );
   }
-  if (probe.status === 400 && DISABLED.test(probe.body)) return fail(name, ExitCode.response, 'the gateway accepted the token, then said: S3 Secret endpoint is disabled.', DISABLED_FIX);
+  if (probe.status === 400 && DISABLED.test(probe.body))
+    return fail(
+      name,
+      ExitCode.response,
+      'the gateway accepted the token, then said: S3 Secret endpoint is disabled.',
+      DISABLED_FIX,
+    );
   let verified: boolean;
   try {
     verified = await negotiation.verify(probe.headers['www-authenticate']);
@@ -197,10 +277,21 @@ export async function classifyLogin(probe: Probe, negotiation: Negotiation, targ
   const who = negotiation.principal ? ` as ${negotiation.principal}` : '';
   const mutual = verified ? 'mutual authentication verified' : 'the gateway sent no mutual-authentication token';
   if (probe.status === 405 || (probe.status >= 200 && probe.status < 300)) {
-    return ok(name, `the gateway accepted your Kerberos token for ${target}${who} (${mutual}; GET answered ${probe.status}, nothing changed)`);
+    return ok(
+      name,
+      `the gateway accepted your Kerberos token for ${target}${who} (${mutual}; GET answered ${probe.status}, nothing changed)`,
+    );
   }
   if (probe.status === 403) {
-    return warn(name, `the gateway accepted your token${who}, then answered 403`, 'on Ozone 2.x with authorization on, the whole endpoint is admin-only: ask to be added to ozone.s3.administrators');
+    return warn(
+      name,
+      `the gateway accepted your token${who}, then answered 403`,
+      'on Ozone 2.x with authorization on, the whole endpoint is admin-only: ask to be added to ozone.s3.administrators',
+    );
   }
-  return warn(name, `the gateway accepted your token${who} (${mutual}), then answered ${probe.status}${reason ? ` ${reason}` : ''}`, 'check --endpoint: an Ozone secret endpoint answers 405 to GET');
+  return warn(
+    name,
+    `the gateway accepted your token${who} (${mutual}), then answered ${probe.status}${reason ? ` ${reason}` : ''}`,
+    'check --endpoint: an Ozone secret endpoint answers 405 to GET',
+  );
 }

@@ -53,7 +53,12 @@ export function parseKlist(text: string): TicketCacheListing {
     }
     const ticket = TICKET_LINE.exec(line);
     if (ticket) {
-      listing.tickets.push({ server: ticket[3]!, expiresText: ticket[2]!, expires: parseKlistTime(ticket[2]!), renewUntil: undefined });
+      listing.tickets.push({
+        server: ticket[3]!,
+        expiresText: ticket[2]!,
+        expires: parseKlistTime(ticket[2]!),
+        renewUntil: undefined,
+      });
       continue;
     }
     const renew = RENEW_LINE.exec(line);
@@ -66,7 +71,10 @@ export function parseKlist(text: string): TicketCacheListing {
 /** The ticket-granting ticket for the client's own realm, if the cache holds one. */
 export function findTgt(listing: TicketCacheListing): CachedTicket | undefined {
   const realm = listing.principal?.slice(listing.principal.lastIndexOf('@') + 1);
-  return listing.tickets.find((t) => realm !== undefined && t.server === `krbtgt/${realm}@${realm}`) ?? listing.tickets.find((t) => t.server.startsWith('krbtgt/'));
+  return (
+    listing.tickets.find((t) => realm !== undefined && t.server === `krbtgt/${realm}@${realm}`) ??
+    listing.tickets.find((t) => t.server.startsWith('krbtgt/'))
+  );
 }
 
 /** `klist -kt`: "   1 11/22/26 22:27:44 alice@OZS3.TEST" (one line per key; enctypes repeat it). */

@@ -36,7 +36,10 @@ function unquote(value: string): string {
 }
 
 /** Parses one profile file's text into `data`; earlier values win, as profile_get_string does. */
-export function parseProfile(text: string, data: ProfileData = { relations: new Map(), realms: new Set() }): ProfileData {
+export function parseProfile(
+  text: string,
+  data: ProfileData = { relations: new Map(), realms: new Set() },
+): ProfileData {
   let section: string | undefined;
   let depth = 0;
   for (const rawLine of text.split(/\r?\n/)) {
@@ -93,7 +96,9 @@ async function expandProfileFile(file: string, read: string[], seen: Set<string>
         out.push(await expandProfileFile(directive[2]!, read, seen));
       } else {
         // MIT reads files whose names are only alphanumerics, dashes and underscores, or end in .conf.
-        const names = (await readdir(directive[2]!)).filter((n) => /^[A-Za-z0-9_-]+$/.test(n) || /\.conf$/.test(n)).sort();
+        const names = (await readdir(directive[2]!))
+          .filter((n) => /^[A-Za-z0-9_-]+$/.test(n) || /\.conf$/.test(n))
+          .sort();
         for (const name of names) out.push(await expandProfileFile(join(directive[2]!, name), read, seen));
       }
     } catch {
@@ -140,7 +145,10 @@ export interface HostRealm {
  * finally falls back to the default realm).
  */
 export function hostRealm(config: Pick<Krb5Config, 'get'>, host: string): HostRealm | undefined {
-  let cp: string | undefined = host.replace(/^\[|\]$/g, '').toLowerCase().replace(/\.$/, '');
+  let cp: string | undefined = host
+    .replace(/^\[|\]$/g, '')
+    .toLowerCase()
+    .replace(/\.$/, '');
   while (cp) {
     const realm = config.get('domain_realm', cp);
     if (realm) return { realm, entry: cp };

@@ -36,12 +36,24 @@ export async function checkDns(url: URL, timeoutMs: number): Promise<{ result: C
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     if (code === 'ENOTFOUND') {
       return {
-        result: fail(name, ExitCode.network, `cannot resolve ${host}: no such host (NXDOMAIN, ENOTFOUND)`, "check the host name in --endpoint: the gateway's fully qualified name, no typo"),
+        result: fail(
+          name,
+          ExitCode.network,
+          `cannot resolve ${host}: no such host (NXDOMAIN, ENOTFOUND)`,
+          "check the host name in --endpoint: the gateway's fully qualified name, no typo",
+        ),
         resolved: false,
       };
     }
     return {
-      result: fail(name, ExitCode.network, `cannot resolve ${host} (${code})`, code === 'EAI_AGAIN' ? 'the DNS server did not answer: check /etc/resolv.conf and the network' : 'check the host name and DNS'),
+      result: fail(
+        name,
+        ExitCode.network,
+        `cannot resolve ${host} (${code})`,
+        code === 'EAI_AGAIN'
+          ? 'the DNS server did not answer: check /etc/resolv.conf and the network'
+          : 'check the host name and DNS',
+      ),
       resolved: false,
     };
   }
@@ -82,7 +94,11 @@ async function lookupCname(host: string, timeoutMs: number): Promise<string | un
 }
 
 /** Check 5a: a plain TCP connection to host:port. */
-export async function checkTcp(url: URL, timeoutMs: number, proxy: string | undefined): Promise<{ result: CheckResult; connected: boolean }> {
+export async function checkTcp(
+  url: URL,
+  timeoutMs: number,
+  proxy: string | undefined,
+): Promise<{ result: CheckResult; connected: boolean }> {
   const name = 'tcp';
   const host = bareHost(url);
   const port = endpointPort(url);
@@ -112,22 +128,46 @@ export async function checkTcp(url: URL, timeoutMs: number, proxy: string | unde
   let result: CheckResult;
   switch (outcome.code) {
     case 'ECONNREFUSED':
-      result = fail(name, ExitCode.network, `connection to ${target} refused: nothing listens there`, `is the S3 Gateway running, and is ${port} its secret endpoint port? ${PORT_HINT}`);
+      result = fail(
+        name,
+        ExitCode.network,
+        `connection to ${target} refused: nothing listens there`,
+        `is the S3 Gateway running, and is ${port} its secret endpoint port? ${PORT_HINT}`,
+      );
       break;
     case 'TIMEOUT':
     case 'ETIMEDOUT':
-      result = fail(name, ExitCode.network, `no answer from ${target} within ${timeoutMs / 1000} s`, 'a firewall may drop the packets or the host is down; raise --timeout on a slow network');
+      result = fail(
+        name,
+        ExitCode.network,
+        `no answer from ${target} within ${timeoutMs / 1000} s`,
+        'a firewall may drop the packets or the host is down; raise --timeout on a slow network',
+      );
       break;
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
-      result = fail(name, ExitCode.network, `${target} is unreachable (${outcome.code})`, 'check the network route to the gateway (VPN?)');
+      result = fail(
+        name,
+        ExitCode.network,
+        `${target} is unreachable (${outcome.code})`,
+        'check the network route to the gateway (VPN?)',
+      );
       break;
     default:
-      result = fail(name, ExitCode.network, `cannot connect to ${target} (${outcome.code})`, 'check the host, the port and the network');
+      result = fail(
+        name,
+        ExitCode.network,
+        `cannot connect to ${target} (${outcome.code})`,
+        'check the host, the port and the network',
+      );
   }
   if (proxy) {
     // Requests go through the proxy: the direct path failing is not the whole story.
-    result = warn(name, `${result.detail}; requests go through the proxy ${proxy}`, 'see the gateway check below for the path through the proxy');
+    result = warn(
+      name,
+      `${result.detail}; requests go through the proxy ${proxy}`,
+      'see the gateway check below for the path through the proxy',
+    );
     return { result, connected: true };
   }
   return { result, connected: false };
@@ -152,11 +192,21 @@ export interface TlsSettings {
 }
 
 /** Check 5b: the TLS handshake, the certificate and whether it is trusted for this host. */
-export async function checkTls(url: URL, tls: TlsSettings, timeoutMs: number): Promise<{ result: CheckResult; trusted: boolean }> {
+export async function checkTls(
+  url: URL,
+  tls: TlsSettings,
+  timeoutMs: number,
+): Promise<{ result: CheckResult; trusted: boolean }> {
   const name = 'tls';
   const host = bareHost(url);
   const port = endpointPort(url);
-  const outcome = await new Promise<{ cert?: DetailedPeerCertificate; protocol?: string | null; authorized?: boolean; authError?: string; error?: unknown }>((resolve) => {
+  const outcome = await new Promise<{
+    cert?: DetailedPeerCertificate;
+    protocol?: string | null;
+    authorized?: boolean;
+    authError?: string;
+    error?: unknown;
+  }>((resolve) => {
     const socket = tlsConnect({
       host,
       port,
@@ -172,7 +222,10 @@ export async function checkTls(url: URL, tls: TlsSettings, timeoutMs: number): P
         cert: socket.getPeerCertificate(true),
         protocol: socket.getProtocol(),
         authorized: socket.authorized,
-        authError: authError === undefined || authError === null ? undefined : String((authError as unknown as { code?: string }).code ?? authError),
+        authError:
+          authError === undefined || authError === null
+            ? undefined
+            : String((authError as unknown as { code?: string }).code ?? authError),
       });
       socket.destroy();
     });
@@ -187,10 +240,26 @@ export async function checkTls(url: URL, tls: TlsSettings, timeoutMs: number): P
   });
   if (outcome.error) {
     if ((outcome.error as { code?: string }).code === 'TLS_TIMEOUT') {
-      return { result: fail(name, ExitCode.network, `no TLS handshake with ${host}:${port} within ${timeoutMs / 1000} s`, 'is the endpoint really https? try http:// if the gateway serves plain HTTP'), trusted: false };
+      return {
+        result: fail(
+          name,
+          ExitCode.network,
+          `no TLS handshake with ${host}:${port} within ${timeoutMs / 1000} s`,
+          'is the endpoint really https? try http:// if the gateway serves plain HTTP',
+        ),
+        trusted: false,
+      };
     }
     const mapped = mapNetworkError(outcome.error, url, false, timeoutMs);
-    return { result: fail(name, ExitCode.network, mapped.message, mapped.hint ?? 'is the endpoint really https? try http:// if the gateway serves plain HTTP'), trusted: false };
+    return {
+      result: fail(
+        name,
+        ExitCode.network,
+        mapped.message,
+        mapped.hint ?? 'is the endpoint really https? try http:// if the gateway serves plain HTTP',
+      ),
+      trusted: false,
+    };
   }
   const cert = outcome.cert;
   const expires = cert?.valid_to ? new Date(cert.valid_to) : undefined;
@@ -198,22 +267,37 @@ export async function checkTls(url: URL, tls: TlsSettings, timeoutMs: number): P
     outcome.protocol ?? 'TLS',
     `subject ${formatName(cert?.subject)}`,
     `issuer ${formatName(cert?.issuer)}`,
-    expires && !Number.isNaN(expires.getTime()) ? `valid until ${expires.toISOString().slice(0, 10)} (${describeRemaining(expires.getTime() - Date.now())})` : undefined,
+    expires && !Number.isNaN(expires.getTime())
+      ? `valid until ${expires.toISOString().slice(0, 10)} (${describeRemaining(expires.getTime() - Date.now())})`
+      : undefined,
     tls.trust,
   ].filter(Boolean);
   const detail = facts.join(', ');
   if (!outcome.authorized) {
     const code = outcome.authError ?? 'UNTRUSTED';
     const mapped = mapNetworkError({ code }, url, false, timeoutMs);
-    const cause = mapped.code.startsWith('TLS_') && mapped.code !== 'TLS_ERROR' ? mapped.message.replace(/^TLS to \S+ failed: /, '') : `not trusted (${code})`;
+    const cause =
+      mapped.code.startsWith('TLS_') && mapped.code !== 'TLS_ERROR'
+        ? mapped.message.replace(/^TLS to \S+ failed: /, '')
+        : `not trusted (${code})`;
     if (tls.insecure) {
-      return { result: warn(name, `${cause}; not verified because of --insecure: ${detail}`, 'trust the certificate with --cacert FILE instead of --insecure'), trusted: true };
+      return {
+        result: warn(
+          name,
+          `${cause}; not verified because of --insecure: ${detail}`,
+          'trust the certificate with --cacert FILE instead of --insecure',
+        ),
+        trusted: true,
+      };
     }
     const fix = mapped.hint ?? 'trust the CA with --cacert FILE (PEM) or NODE_EXTRA_CA_CERTS';
     return { result: fail(name, ExitCode.network, `${cause}: ${detail}`, fix), trusted: false };
   }
   if (expires && expires.getTime() - Date.now() < CERT_WARNING_MS) {
-    return { result: warn(name, `the certificate expires soon: ${detail}`, "the gateway's certificate needs renewing"), trusted: true };
+    return {
+      result: warn(name, `the certificate expires soon: ${detail}`, "the gateway's certificate needs renewing"),
+      trusted: true,
+    };
   }
   return { result: ok(name, `trusted: ${detail}`), trusted: true };
 }

@@ -129,7 +129,11 @@ export class SecretClient {
     return user === undefined ? base : `${base}/${encodeURIComponent(user)}`;
   }
 
-  private async withRetries(method: 'PUT' | 'DELETE', user: string | undefined, onLostAttempt?: () => void): Promise<Exchange> {
+  private async withRetries(
+    method: 'PUT' | 'DELETE',
+    user: string | undefined,
+    onLostAttempt?: () => void,
+  ): Promise<Exchange> {
     const path = this.pathFor(user);
     // One deadline for the whole request, so `--timeout 2` means two seconds, not two per attempt.
     const deadline = this.now() + this.opts.timeoutMs;
@@ -145,7 +149,9 @@ export class SecretClient {
         const delay = Math.round(this.random() * Math.min(4000, 250 * 2 ** attempt));
         // No time left for another try: report what actually went wrong, not a timeout.
         if (this.now() + delay >= deadline) throw error;
-        this.trace(`retry ${attempt + 1}/${this.opts.retries} after ${(error as Ozs3Error).code} in ${delay} ms (fresh token)`);
+        this.trace(
+          `retry ${attempt + 1}/${this.opts.retries} after ${(error as Ozs3Error).code} in ${delay} ms (fresh token)`,
+        );
         await this.sleep(delay);
       }
     }
@@ -189,9 +195,13 @@ export class SecretClient {
         const header = res.headers['www-authenticate'];
         // verify() treats an unparseable token as none at all; a server that sent one cannot be trusted either.
         if (extractNegotiateToken(header) === undefined && hasNegotiateParameter(header)) {
-          throw new AuthError('KRB_MUTUAL_AUTH_FAILED', "mutual authentication failed: the server's Negotiate token is not base64; its response was discarded", {
-            hint: 'the endpoint may not be the gateway it claims to be; check --endpoint and --spn',
-          });
+          throw new AuthError(
+            'KRB_MUTUAL_AUTH_FAILED',
+            "mutual authentication failed: the server's Negotiate token is not base64; its response was discarded",
+            {
+              hint: 'the endpoint may not be the gateway it claims to be; check --endpoint and --spn',
+            },
+          );
         }
         if (await negotiation.verify(header)) this.authenticatedPrincipal ??= negotiation.principal;
       }
@@ -200,7 +210,13 @@ export class SecretClient {
     }
   }
 
-  private async send(method: string, path: string, negotiation: Negotiation | undefined, cookie: string | undefined, deadline: number): Promise<Exchange> {
+  private async send(
+    method: string,
+    path: string,
+    negotiation: Negotiation | undefined,
+    cookie: string | undefined,
+    deadline: number,
+  ): Promise<Exchange> {
     const { endpoint, timeoutMs, dispatcher } = this.opts;
     const headers: Record<string, string> = {
       'user-agent': this.opts.userAgent ?? 'ozs3',
@@ -209,7 +225,9 @@ export class SecretClient {
     if (negotiation) headers.authorization = negotiation.authorization;
     if (cookie) headers.cookie = `hadoop.auth=${cookie}`;
     this.trace(`> ${method} ${endpoint.origin}${path}`);
-    this.trace(`> authorization: ${negotiation ? 'Negotiate <redacted>' : '(none)'}${cookie ? '; cookie: hadoop.auth=<redacted>' : ''}`);
+    this.trace(
+      `> authorization: ${negotiation ? 'Negotiate <redacted>' : '(none)'}${cookie ? '; cookie: hadoop.auth=<redacted>' : ''}`,
+    );
     const remaining = Math.max(1, Math.round(deadline - this.now()));
     // The signal stays armed while the body is read, so a body that trickles in is cut off too.
     const signal = AbortSignal.timeout(remaining);
@@ -263,7 +281,10 @@ export class SecretClient {
 
 /** A TypeError and the like without an error code is ozs3's (or undici's) bug, not the network's: exit 1, not 7. */
 function isBug(error: unknown): boolean {
-  return (error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError) && (error as { code?: unknown }).code === undefined;
+  return (
+    (error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError) &&
+    (error as { code?: unknown }).code === undefined
+  );
 }
 
 /** A `Negotiate` challenge carrying something after the scheme name. */
@@ -273,7 +294,10 @@ function hasNegotiateParameter(header: string | string[] | undefined): boolean {
 }
 
 /** The body, or BODY_TOO_LARGE as soon as it passes the cap (declared or counted): memory stays bounded. */
-async function readBounded(body: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined): Promise<Buffer> {
+async function readBounded(
+  body: Dispatcher.ResponseData['body'],
+  contentLength: string | string[] | undefined,
+): Promise<Buffer> {
   const declared = Number(Array.isArray(contentLength) ? contentLength[0] : contentLength);
   if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
     body.destroy();
@@ -294,7 +318,11 @@ async function readBounded(body: Dispatcher.ResponseData['body'], contentLength:
 
 function isRetryable(error: unknown): boolean {
   if (error instanceof NetworkError) return !error.code.startsWith('TLS') && error.code !== 'DNS';
-  return error instanceof ResponseError && error.code === 'SERVER_ERROR' && RETRYABLE_STATUS.has(Number((error as ResponseError & { status?: number }).status));
+  return (
+    error instanceof ResponseError &&
+    error.code === 'SERVER_ERROR' &&
+    RETRYABLE_STATUS.has(Number((error as ResponseError & { status?: number }).status))
+  );
 }
 
 class ServerError extends ResponseError {
@@ -315,19 +343,28 @@ export function interpretResponse(method: string, user: string | undefined, res:
   const who = user === undefined ? 'your user' : `'${sanitizeText(user)}'`;
   if (status >= 200 && status < 300) return res;
   if (/S3_SECRET_ALREADY_EXISTS/.test(text)) {
-    throw new SecretExistsError(`S3_SECRET_ALREADY_EXISTS: ${who} already has an S3 secret, and Ozone shows a secret only once`, {
-      hint: `revoke it first (ozs3 revokesecret${user ? ` -u ${user}` : ''}) or use --if-exists rotate`,
-    });
+    throw new SecretExistsError(
+      `S3_SECRET_ALREADY_EXISTS: ${who} already has an S3 secret, and Ozone shows a secret only once`,
+      {
+        hint: `revoke it first (ozs3 revokesecret${user ? ` -u ${user}` : ''}) or use --if-exists rotate`,
+      },
+    );
   }
   if (/S3_SECRET_NOT_FOUND/.test(text)) {
-    throw new SecretNotFoundError(`S3_SECRET_NOT_FOUND: ${who} has no S3 secret to ${method === 'DELETE' ? 'revoke' : 'read'}`);
+    throw new SecretNotFoundError(
+      `S3_SECRET_NOT_FOUND: ${who} has no S3 secret to ${method === 'DELETE' ? 'revoke' : 'read'}`,
+    );
   }
   if (status >= 300 && status < 400) {
     const location = res.headers.location;
     const target = sanitizeText(String(Array.isArray(location) ? location[0] : (location ?? '(no Location)')));
-    throw new ResponseError('REDIRECT', `the endpoint redirected (${status}) to ${target}; ozs3 does not send Kerberos credentials to another URL`, {
-      hint: 'use the final URL as --endpoint if you trust it',
-    });
+    throw new ResponseError(
+      'REDIRECT',
+      `the endpoint redirected (${status}) to ${target}; ozs3 does not send Kerberos credentials to another URL`,
+      {
+        hint: 'use the final URL as --endpoint if you trust it',
+      },
+    );
   }
   if (status === 400 && /S3 Secret endpoint is disabled/i.test(text)) {
     throw new ResponseError('ENDPOINT_DISABLED', 'the S3 secret endpoint is disabled on this gateway', {
@@ -337,7 +374,11 @@ export function interpretResponse(method: string, user: string | undefined, res:
   if (status === 403) {
     // Hadoop's AuthenticationFilter puts the Kerberos exception text in the reason phrase;
     // Ozone's admin filter answers a plain 403 Forbidden.
-    if (reason !== '' && !/^forbidden$/i.test(reason) && /GSS|Kerberos|authenticat|token|checksum|mechanism|principal|replay|ticket/i.test(reason)) {
+    if (
+      reason !== '' &&
+      !/^forbidden$/i.test(reason) &&
+      /GSS|Kerberos|authenticat|token|checksum|mechanism|principal|replay|ticket/i.test(reason)
+    ) {
       throw new AuthError('KRB_REJECTED', `the gateway could not verify your Kerberos token: ${reason}`, {
         hint: "the gateway's keytab may not hold the principal you asked a ticket for; check --spn (default HTTP@<endpoint host>)",
       });
@@ -368,9 +409,12 @@ export function interpretResponse(method: string, user: string | undefined, res:
   // Without Ozone authorization the gateway lets /{username} through, and the OM refuses a
   // non-admin with USER_MISMATCH, which the endpoint turns into a 500.
   if (status === 500 && /USER_MISMATCH/.test(text)) {
-    throw new ForbiddenError(`forbidden: the Ozone Manager refused to act on the secret of ${who} for you (USER_MISMATCH)`, {
-      hint: 'only users in ozone.s3.administrators may name another user',
-    });
+    throw new ForbiddenError(
+      `forbidden: the Ozone Manager refused to act on the secret of ${who} for you (USER_MISMATCH)`,
+      {
+        hint: 'only users in ozone.s3.administrators may name another user',
+      },
+    );
   }
   if (status >= 500) {
     const hint = RETRYABLE_STATUS.has(status)
@@ -385,13 +429,31 @@ export function interpretResponse(method: string, user: string | undefined, res:
 
 const TLS_CODES: Record<string, [string, string]> = {
   DEPTH_ZERO_SELF_SIGNED_CERT: ['the server certificate is self-signed', 'trust it with --cacert FILE (PEM)'],
-  SELF_SIGNED_CERT_IN_CHAIN: ['the server certificate chains to an untrusted self-signed CA', 'trust the CA with --cacert FILE or NODE_EXTRA_CA_CERTS'],
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: ['the server certificate was issued by an unknown CA', 'trust the CA with --cacert FILE or NODE_EXTRA_CA_CERTS'],
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: ['the server certificate was issued by an unknown CA', 'trust the CA with --cacert FILE or NODE_EXTRA_CA_CERTS'],
-  UNABLE_TO_GET_ISSUER_CERT: ['the server certificate was issued by an unknown CA', 'trust the CA with --cacert FILE or NODE_EXTRA_CA_CERTS'],
-  CERT_HAS_EXPIRED: ['the server certificate has expired', "the gateway needs a renewed certificate (or this machine's clock is wrong)"],
+  SELF_SIGNED_CERT_IN_CHAIN: [
+    'the server certificate chains to an untrusted self-signed CA',
+    'trust the CA with --cacert FILE or NODE_EXTRA_CA_CERTS',
+  ],
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: [
+    'the server certificate was issued by an unknown CA',
+    'trust the CA with --cacert FILE or NODE_EXTRA_CA_CERTS',
+  ],
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: [
+    'the server certificate was issued by an unknown CA',
+    'trust the CA with --cacert FILE or NODE_EXTRA_CA_CERTS',
+  ],
+  UNABLE_TO_GET_ISSUER_CERT: [
+    'the server certificate was issued by an unknown CA',
+    'trust the CA with --cacert FILE or NODE_EXTRA_CA_CERTS',
+  ],
+  CERT_HAS_EXPIRED: [
+    'the server certificate has expired',
+    "the gateway needs a renewed certificate (or this machine's clock is wrong)",
+  ],
   CERT_NOT_YET_VALID: ['the server certificate is not valid yet', 'check the clock here and on the gateway'],
-  ERR_TLS_CERT_ALTNAME_INVALID: ["the server certificate does not match the endpoint's host name", 'use the host name the certificate was issued for'],
+  ERR_TLS_CERT_ALTNAME_INVALID: [
+    "the server certificate does not match the endpoint's host name",
+    'use the host name the certificate was issued for',
+  ],
 };
 
 const PROXY_HINT = 'check HTTPS_PROXY / HTTP_PROXY, or exempt the gateway with NO_PROXY';
@@ -411,48 +473,76 @@ export function mapNetworkError(error: unknown, endpoint: URL, timedOut: boolean
     // Node's host-name check names what the certificate is for: say it, the fix is to use one of those.
     const names = (error as { cert?: { subjectaltname?: string } })?.cert?.subjectaltname;
     const detail = code === 'ERR_TLS_CERT_ALTNAME_INVALID' && names ? `; it is for ${sanitizeText(names)}` : '';
-    return new NetworkError(`TLS_${code}`, `TLS to ${where} failed: ${tls[0]} (${code}${detail})`, { hint: tls[1], cause: error });
+    return new NetworkError(`TLS_${code}`, `TLS to ${where} failed: ${tls[0]} (${code}${detail})`, {
+      hint: tls[1],
+      cause: error,
+    });
   }
   if (code === 'ECONNREFUSED') {
     // Through HTTP(S)_PROXY the refused connection is the proxy's: name it, not the endpoint.
     const refused = (err.cause ?? err) as { address?: string; port?: number };
     const endpointPort = Number(endpoint.port || (endpoint.protocol === 'https:' ? 443 : 80));
     if (refused.port !== undefined && refused.port !== endpointPort) {
-      return new NetworkError('ECONNREFUSED', `connection to the proxy ${refused.address ?? ''}:${refused.port} refused`, { hint: PROXY_HINT, cause: error });
+      return new NetworkError(
+        'ECONNREFUSED',
+        `connection to the proxy ${refused.address ?? ''}:${refused.port} refused`,
+        { hint: PROXY_HINT, cause: error },
+      );
     }
-    return new NetworkError('ECONNREFUSED', `connection to ${where} refused`, { hint: 'is the S3 Gateway running, and is this its secret endpoint port?', cause: error });
+    return new NetworkError('ECONNREFUSED', `connection to ${where} refused`, {
+      hint: 'is the S3 Gateway running, and is this its secret endpoint port?',
+      cause: error,
+    });
   }
   // undici's ProxyAgent: a CONNECT answered with another status than 200, or a 407 when forwarding.
   const proxyStatus = /^Proxy (?:response \((\d{3})\)|Authentication Required \((407)\))/.exec(err?.message ?? '');
   if (proxyStatus) {
     const status = proxyStatus[1] ?? proxyStatus[2];
     return new NetworkError('PROXY', `the proxy did not connect ozs3 to ${where} (proxy status ${status})`, {
-      hint: status === '407' ? 'the proxy wants credentials: put them in the proxy URL, http://user:password@proxy:port' : PROXY_HINT,
+      hint:
+        status === '407'
+          ? 'the proxy wants credentials: put them in the proxy URL, http://user:password@proxy:port'
+          : PROXY_HINT,
       cause: error,
     });
   }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
-    return new NetworkError('DNS', `cannot resolve host ${endpoint.hostname} (${code})`, { hint: 'check the host name in --endpoint and DNS', cause: error });
+    return new NetworkError('DNS', `cannot resolve host ${endpoint.hostname} (${code})`, {
+      hint: 'check the host name in --endpoint and DNS',
+      cause: error,
+    });
   }
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE' || code === 'UND_ERR_CLOSED') {
     const how = /closed/i.test(err?.message ?? '') ? 'closed' : 'reset';
-    return new NetworkError('ECONNRESET', `the connection to ${where} was ${how} before the answer was complete`, { cause: error });
+    return new NetworkError('ECONNRESET', `the connection to ${where} was ${how} before the answer was complete`, {
+      cause: error,
+    });
   }
   // undici's llhttp errors carry no code, only their name, and llhttp's reason in parentheses.
   if ((error as Error)?.name === 'HTTPParserError' || code === 'UND_ERR_HEADERS_OVERFLOW' || /^HPE_/.test(code)) {
     const why = code || /\(([^()]+)\)$/.exec(err?.message ?? '')?.[1] || 'unparseable';
     return new ResponseError('MALFORMED_HTTP', `the answer from ${where} is not valid HTTP (${sanitizeText(why)})`, {
-      hint: endpoint.protocol === 'http:' ? 'if the gateway serves https on this port, use https:// in --endpoint' : undefined,
+      hint:
+        endpoint.protocol === 'http:'
+          ? 'if the gateway serves https on this port, use https:// in --endpoint'
+          : undefined,
       cause: error,
     });
   }
   if (/^(ERR_TLS|ERR_SSL|EPROTO)/.test(code) || /SSL|TLS/i.test(err?.cause?.message ?? err?.message ?? '')) {
     return new NetworkError('TLS_ERROR', `TLS to ${where} failed (${code || sanitizeText(err?.message ?? '')})`, {
-      hint: endpoint.protocol === 'https:' ? 'is the endpoint really https? try http:// if the gateway serves plain HTTP' : undefined,
+      hint:
+        endpoint.protocol === 'https:'
+          ? 'is the endpoint really https? try http:// if the gateway serves plain HTTP'
+          : undefined,
       cause: error,
     });
   }
-  return new NetworkError(code || 'NETWORK', `request to ${where} failed: ${sanitizeText(err?.cause?.message ?? err?.message ?? String(error))}`, {
-    cause: error,
-  });
+  return new NetworkError(
+    code || 'NETWORK',
+    `request to ${where} failed: ${sanitizeText(err?.cause?.message ?? err?.message ?? String(error))}`,
+    {
+      cause: error,
+    },
+  );
 }

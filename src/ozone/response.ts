@@ -35,31 +35,43 @@ function malformed(what: string): ResponseError {
 }
 
 function htmlPage(): ResponseError {
-  return new ResponseError('HTML_RESPONSE', 'the endpoint answered with an HTML page, not the S3Secret XML (a login page, proxy or wrong URL?)', {
-    hint: 'check --endpoint: it must be the S3 Gateway secret endpoint, e.g. https://s3g.example.com:19879',
-  });
+  return new ResponseError(
+    'HTML_RESPONSE',
+    'the endpoint answered with an HTML page, not the S3Secret XML (a login page, proxy or wrong URL?)',
+    {
+      hint: 'check --endpoint: it must be the S3 Gateway secret endpoint, e.g. https://s3g.example.com:19879',
+    },
+  );
 }
 
 export function oversizedBody(): ResponseError {
-  return new ResponseError('BODY_TOO_LARGE', `the response body is larger than ${MAX_BODY_BYTES / 1024} KiB; an S3Secret is a few hundred bytes`, {
-    hint: 'check --endpoint: it must be the S3 Gateway secret endpoint',
-  });
+  return new ResponseError(
+    'BODY_TOO_LARGE',
+    `the response body is larger than ${MAX_BODY_BYTES / 1024} KiB; an S3Secret is a few hundred bytes`,
+    {
+      hint: 'check --endpoint: it must be the S3 Gateway secret endpoint',
+    },
+  );
 }
 
 /** Character data: the five predefined entities and numeric references; nothing else. */
 function decodeText(raw: string, where: string): string {
   if (!raw.includes('&')) return raw;
-  return raw.replace(/&(#x[0-9a-fA-F]{1,6}|#[0-9]{1,7}|[A-Za-z][A-Za-z0-9]{0,31});|&/g, (whole, ref: string | undefined) => {
-    if (ref === undefined) throw malformed(`a bare '&' in ${where}`);
-    if (ref.startsWith('#')) {
-      const code = ref[1] === 'x' ? Number.parseInt(ref.slice(2), 16) : Number.parseInt(ref.slice(1), 10);
-      if (!(code > 0 && code <= 0x10ffff) || (code >= 0xd800 && code <= 0xdfff)) throw malformed(`a bad character reference ${whole} in ${where}`);
-      return String.fromCodePoint(code);
-    }
-    const value = PREDEFINED[ref];
-    if (value === undefined) throw malformed(`an undeclared entity &${ref}; in ${where} (ozs3 never processes DTDs)`);
-    return value;
-  });
+  return raw.replace(
+    /&(#x[0-9a-fA-F]{1,6}|#[0-9]{1,7}|[A-Za-z][A-Za-z0-9]{0,31});|&/g,
+    (whole, ref: string | undefined) => {
+      if (ref === undefined) throw malformed(`a bare '&' in ${where}`);
+      if (ref.startsWith('#')) {
+        const code = ref[1] === 'x' ? Number.parseInt(ref.slice(2), 16) : Number.parseInt(ref.slice(1), 10);
+        if (!(code > 0 && code <= 0x10ffff) || (code >= 0xd800 && code <= 0xdfff))
+          throw malformed(`a bad character reference ${whole} in ${where}`);
+        return String.fromCodePoint(code);
+      }
+      const value = PREDEFINED[ref];
+      if (value === undefined) throw malformed(`an undeclared entity &${ref}; in ${where} (ozs3 never processes DTDs)`);
+      return value;
+    },
+  );
 }
 
 export function looksLikeHtml(body: string): boolean {
@@ -114,7 +126,8 @@ function scanSecretXml(xml: string): S3Secret {
       const raw = xml.slice(i, end);
       const blank = raw.trim() === '';
       if (field !== undefined) values[field] += decodeText(raw, `<${field}>`);
-      else if (stack.length === 0 && !blank) throw malformed(rootSeen ? `text after </${ROOT}>` : `no <${ROOT}> element`);
+      else if (stack.length === 0 && !blank)
+        throw malformed(rootSeen ? `text after </${ROOT}>` : `no <${ROOT}> element`);
       else if (stack.length === 1 && !blank) throw malformed(`text directly inside <${ROOT}>`);
       else decodeText(raw, where()); // deeper, unknown elements: checked, then ignored
     }
@@ -123,15 +136,24 @@ function scanSecretXml(xml: string): S3Secret {
 
     if (xml.startsWith('</', i)) {
       const m = at(END_TAG, i);
-      if (!m) throw malformed(xml.indexOf('>', i) < 0 ? `${where()} is not closed (truncated?)` : `a broken end tag in ${where()}`);
+      if (!m)
+        throw malformed(
+          xml.indexOf('>', i) < 0 ? `${where()} is not closed (truncated?)` : `a broken end tag in ${where()}`,
+        );
       const name = m[1]!;
-      if (stack[stack.length - 1] !== name) throw malformed(stack.length === 0 ? `a stray </${name}>` : `</${name}> does not close ${where()}`);
+      if (stack[stack.length - 1] !== name)
+        throw malformed(stack.length === 0 ? `a stray </${name}>` : `</${name}> does not close ${where()}`);
       stack.pop();
       if (stack.length === 1) field = undefined;
       i = END_TAG.lastIndex;
       continue;
     }
-    if (field !== undefined) throw malformed(xml.startsWith('<![CDATA[', i) ? `a CDATA section in <${field}>, which JAXB never writes` : `<${field}> holds markup`);
+    if (field !== undefined)
+      throw malformed(
+        xml.startsWith('<![CDATA[', i)
+          ? `a CDATA section in <${field}>, which JAXB never writes`
+          : `<${field}> holds markup`,
+      );
     if (xml.startsWith('<!--', i)) {
       const close = xml.indexOf('-->', i + 4);
       if (close < 0) throw malformed('an unterminated comment (truncated?)');
@@ -140,7 +162,11 @@ function scanSecretXml(xml: string): S3Secret {
     }
     if (xml.startsWith('<![CDATA[', i)) throw malformed('a CDATA section, which JAXB never writes');
     if (xml.startsWith('<!', i)) {
-      throw malformed(/^<!(DOCTYPE|ENTITY|ELEMENT|ATTLIST)/i.test(xml.slice(i, i + 10)) ? 'it declares a DTD, which ozs3 never processes' : 'a markup declaration');
+      throw malformed(
+        /^<!(DOCTYPE|ENTITY|ELEMENT|ATTLIST)/i.test(xml.slice(i, i + 10))
+          ? 'it declares a DTD, which ozs3 never processes'
+          : 'a markup declaration',
+      );
     }
     if (xml.startsWith('<?', i)) {
       const close = xml.indexOf('?>', i + 2);

@@ -136,8 +136,20 @@ interface Expected {
 }
 
 const EXPECTED: Record<string, Expected> = {
-  ozone: { accessKey: 'OZAK1', secret: 'ab/c+d==x;y#z', region: 'us-west-1', signatureVersion: 's3v4', endpointUrl: 'https://s3g.example.com:9879' },
-  fresh: { accessKey: 'FRAK1', secret: 'fresh/SK+1', region: 'us-west-1', signatureVersion: 's3v4', endpointUrl: 'http://127.0.0.1:9878' },
+  ozone: {
+    accessKey: 'OZAK1',
+    secret: 'ab/c+d==x;y#z',
+    region: 'us-west-1',
+    signatureVersion: 's3v4',
+    endpointUrl: 'https://s3g.example.com:9879',
+  },
+  fresh: {
+    accessKey: 'FRAK1',
+    secret: 'fresh/SK+1',
+    region: 'us-west-1',
+    signatureVersion: 's3v4',
+    endpointUrl: 'http://127.0.0.1:9878',
+  },
   default: { accessKey: 'DFAK2', secret: 'dfsk2', region: 'eu-central-1', signatureVersion: 's3v4' },
   'team.ozone': { accessKey: 'TMAK1', secret: 'tm/sk', region: 'eu-west-3', signatureVersion: 's3v4' },
   legacy: { accessKey: 'LEGACYAK', secret: 'LEGACY/SK+x==', region: 'us-east-2' },
@@ -151,7 +163,9 @@ function requireTool(check: () => void, what: string): void {
   try {
     check();
   } catch (error) {
-    throw new Error(`interop tests need ${what}; install it (Debian: apt-get install awscli python3-boto3): ${String(error)}`);
+    throw new Error(
+      `interop tests need ${what}; install it (Debian: apt-get install awscli python3-boto3): ${String(error)}`,
+    );
   }
 }
 
@@ -178,8 +192,21 @@ beforeAll(async () => {
     AWS_EC2_METADATA_DISABLED: 'true',
   };
 
-  await writeAwsProfile({ profile: 'ozone', accessKey: 'OZAK1', secret: 'ab/c+d==x;y#z', region: 'us-west-1', s3Endpoint: 'https://s3g.example.com:9879', paths });
-  await writeAwsProfile({ profile: 'fresh', accessKey: 'FRAK1', secret: 'fresh/SK+1', s3Endpoint: 'http://127.0.0.1:9878', paths });
+  await writeAwsProfile({
+    profile: 'ozone',
+    accessKey: 'OZAK1',
+    secret: 'ab/c+d==x;y#z',
+    region: 'us-west-1',
+    s3Endpoint: 'https://s3g.example.com:9879',
+    paths,
+  });
+  await writeAwsProfile({
+    profile: 'fresh',
+    accessKey: 'FRAK1',
+    secret: 'fresh/SK+1',
+    s3Endpoint: 'http://127.0.0.1:9878',
+    paths,
+  });
   await writeAwsProfile({ profile: 'default', accessKey: 'DFAK2', secret: 'dfsk2', paths });
   await writeAwsProfile({ profile: 'team.ozone', accessKey: 'TMAK1', secret: 'tm/sk', region: 'eu-west-3', paths });
 });
@@ -251,7 +278,11 @@ print(json.dumps(out))
     expect(read.fresh!.s3).toEqual({ signature_version: 's3v4' });
     expect(read.legacy!.s3).toEqual({ addressing_style: 'path', max_concurrent_requests: '20' });
     expect(read._sso_sessions).toEqual({
-      corp: { sso_start_url: 'https://corp.awsapps.com/start', sso_region: 'us-east-1', sso_registration_scopes: 'sso:account:access' },
+      corp: {
+        sso_start_url: 'https://corp.awsapps.com/start',
+        sso_region: 'us-east-1',
+        sso_registration_scopes: 'sso:account:access',
+      },
     });
   }, 30_000);
 

@@ -106,11 +106,21 @@ function findRefProfile(header: string, kind: AwsFileKind): string | undefined {
 // ---------------------------------------------------------------------------------------------
 
 const PROFILES = ['default', 'ozone', 'team.ozone', 'a', 'x:y'] as const;
-const SCALAR_KEYS = ['region', 'output', 'endpoint_url', 'aws_access_key_id', 'aws_secret_access_key', 'aws_session_token', 'cli_pager', 'sso_session'];
+const SCALAR_KEYS = [
+  'region',
+  'output',
+  'endpoint_url',
+  'aws_access_key_id',
+  'aws_secret_access_key',
+  'aws_session_token',
+  'cli_pager',
+  'sso_session',
+];
 const BLOCK_KEYS = ['s3', 'sts'];
 
 const plainValue = fc.stringMatching(/^[a-z0-9][a-z0-9._/+=-]{0,7}$/);
-const commentLine = fc.tuple(fc.constantFrom('', '  ', '    '), fc.constantFrom('#', ';'), fc.stringMatching(/^[ a-z[\]=]{0,12}$/))
+const commentLine = fc
+  .tuple(fc.constantFrom('', '  ', '    '), fc.constantFrom('#', ';'), fc.stringMatching(/^[ a-z[\]=]{0,12}$/))
   .map(([indent, mark, body]) => `${indent}${mark}${body}`);
 const filler = fc.oneof(commentLine, fc.constant(''));
 
@@ -136,7 +146,10 @@ const blockEntry = (key: string, indent: string): fc.Arbitrary<string[]> =>
   fc
     .record({
       childIndent: fc.constantFrom('  ', '    ', '\t'),
-      children: fc.uniqueArray(fc.constantFrom('addressing_style', 'signature_version', 'payload_signing_enabled', 'max_attempts'), { maxLength: 3 }),
+      children: fc.uniqueArray(
+        fc.constantFrom('addressing_style', 'signature_version', 'payload_signing_enabled', 'max_attempts'),
+        { maxLength: 3 },
+      ),
       values: fc.array(plainValue, { minLength: 3, maxLength: 3 }),
       comment: fc.option(fc.nat(3), { nil: undefined }),
     })
@@ -148,7 +161,10 @@ const blockEntry = (key: string, indent: string): fc.Arbitrary<string[]> =>
 
 const keyedEntry = (key: string, indent: string): fc.Arbitrary<string[]> =>
   fc
-    .tuple(fc.option(filler, { nil: undefined }), BLOCK_KEYS.includes(key) ? blockEntry(key, indent) : scalarEntry(key, indent))
+    .tuple(
+      fc.option(filler, { nil: undefined }),
+      BLOCK_KEYS.includes(key) ? blockEntry(key, indent) : scalarEntry(key, indent),
+    )
     .map(([before, lines]) => (before === undefined ? lines : [before, ...lines]));
 
 /** One section body: unique keys (all at one indent), each maybe preceded by a comment or blank line. */
@@ -156,7 +172,9 @@ const sectionBody = fc.constantFrom('', '  ').chain((indent) =>
   fc
     .tuple(fc.uniqueArray(fc.constantFrom(...SCALAR_KEYS, 'sts'), { maxLength: 4 }), fc.boolean(), fc.nat())
     // An s3 block in half the sections, at any position, so the block edits get exercised.
-    .map(([keys, withS3, at]) => (withS3 ? [...keys.slice(0, at % (keys.length + 1)), 's3', ...keys.slice(at % (keys.length + 1))] : keys))
+    .map(([keys, withS3, at]) =>
+      withS3 ? [...keys.slice(0, at % (keys.length + 1)), 's3', ...keys.slice(at % (keys.length + 1))] : keys,
+    )
     .chain((keys) =>
       keys.length === 0 ? fc.constant<string[][]>([]) : fc.tuple(...keys.map((key) => keyedEntry(key, indent))),
     )
@@ -168,7 +186,13 @@ function headerVariants(kind: AwsFileKind, id: string): string[] {
   const name = id.slice(2);
   if (kind === 'credentials') return [`[${name}]`, `[${name}] ; keys`];
   if (name === 'default') return ['[default]', '[profile default]', '  [default]'];
-  return [`[profile ${name}]`, `[profile "${name}"]`, `[profile '${name}']`, `[profile  ${name}]`, `[profile ${name}] # c`];
+  return [
+    `[profile ${name}]`,
+    `[profile "${name}"]`,
+    `[profile '${name}']`,
+    `[profile  ${name}]`,
+    `[profile ${name}] # c`,
+  ];
 }
 
 const SECTION_IDS = [...PROFILES.map((p) => `p:${p}`), 'sso-session corp', 'services y', 'plain', 'profile a'];
@@ -178,31 +202,33 @@ function fileArbitrary(kind: AwsFileKind): fc.Arbitrary<{ text: string }> {
     fc
       .tuple(fc.constantFrom(...headerVariants(kind, id)), sectionBody, fc.option(filler, { nil: undefined }))
       .map(([header, body, after]) => [header, ...body, ...(after === undefined ? [] : [after])]);
-  return fc
-    .record({
-      preamble: fc.array(filler, { maxLength: 2 }),
-      ids: fc.uniqueArray(fc.constantFrom(...SECTION_IDS), { maxLength: 5 }),
-      eol: fc.constantFrom('\n', '\r\n'),
-      finalNewline: fc.boolean(),
-    })
-    .chain(({ preamble, ids, eol, finalNewline }) =>
-      fc.tuple(...ids.map(section)).map((sections) => {
-        const lines = [...preamble, ...sections.flat()];
-        const text = lines.join(eol) + (finalNewline && lines.length > 0 ? eol : '');
-        return { text };
-      }),
-    )
-    // Drop the rare files a reader rejects, or where two sections name one profile ("profile a" and p:a).
-    .filter(({ text }) => {
-      try {
-        const parsed = parseReference(text);
-        parsed.sections.forEach(readRefSection);
-        const names = parsed.sections.map((s) => findRefProfile(s.header, kind)).filter((n) => n !== undefined);
-        return new Set(names).size === names.length;
-      } catch {
-        return false;
-      }
-    });
+  return (
+    fc
+      .record({
+        preamble: fc.array(filler, { maxLength: 2 }),
+        ids: fc.uniqueArray(fc.constantFrom(...SECTION_IDS), { maxLength: 5 }),
+        eol: fc.constantFrom('\n', '\r\n'),
+        finalNewline: fc.boolean(),
+      })
+      .chain(({ preamble, ids, eol, finalNewline }) =>
+        fc.tuple(...ids.map(section)).map((sections) => {
+          const lines = [...preamble, ...sections.flat()];
+          const text = lines.join(eol) + (finalNewline && lines.length > 0 ? eol : '');
+          return { text };
+        }),
+      )
+      // Drop the rare files a reader rejects, or where two sections name one profile ("profile a" and p:a).
+      .filter(({ text }) => {
+        try {
+          const parsed = parseReference(text);
+          parsed.sections.forEach(readRefSection);
+          const names = parsed.sections.map((s) => findRefProfile(s.header, kind)).filter((n) => n !== undefined);
+          return new Set(names).size === names.length;
+        } catch {
+          return false;
+        }
+      })
+  );
 }
 
 /** A file and a profile to edit: mostly one the file has, sometimes one it lacks. */
@@ -212,7 +238,8 @@ function fileWithProfile(kind: AwsFileKind): fc.Arbitrary<[{ text: string }, str
       .sections.map((s) => findRefProfile(s.header, kind))
       .filter((name): name is string => (PROFILES as readonly (string | undefined)[]).includes(name));
     const anyProfile = fc.constantFrom(...PROFILES);
-    const profile = present.length === 0 ? anyProfile : fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...present) }, anyProfile);
+    const profile =
+      present.length === 0 ? anyProfile : fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...present) }, anyProfile);
     return fc.tuple(fc.constant(file), profile);
   });
 }
@@ -237,7 +264,9 @@ function editArbitrary(kind: AwsFileKind): fc.Arbitrary<ProfileEdit> {
     })
     .map(({ set, children, remove, values }) => ({
       set: Object.fromEntries(set.map((key, i) => [key, values[i]!])),
-      ...(children.length > 0 ? { nested: { s3: Object.fromEntries(children.map((c, i) => [c, values[3 + i]!])) } } : {}),
+      ...(children.length > 0
+        ? { nested: { s3: Object.fromEntries(children.map((c, i) => [c, values[3 + i]!])) } }
+        : {}),
       remove,
     }));
 }
@@ -268,7 +297,8 @@ function findTouchedLines(file: RefFile, target: RefSection | undefined, edit: P
 }
 
 function isOwnLine(text: string, kind: AwsFileKind, profile: string, edit: ProfileEdit): boolean {
-  const headers = kind === 'credentials' ? [`[${profile}]`] : [profile === 'default' ? '[default]' : `[profile ${profile}]`];
+  const headers =
+    kind === 'credentials' ? [`[${profile}]`] : [profile === 'default' ? '[default]' : `[profile ${profile}]`];
   if (headers.includes(text)) return true;
   const trimmed = text.trim();
   const pairs = [
@@ -296,7 +326,10 @@ function checkEdit(kind: AwsFileKind, text: string, profile: string, edit: Profi
       next++;
       return;
     }
-    expect(isOwnLine(line.text, kind, profile, edit), `output line ${i + 1} ${JSON.stringify(line.text)} is unexpected`).toBe(true);
+    expect(
+      isOwnLine(line.text, kind, profile, edit),
+      `output line ${i + 1} ${JSON.stringify(line.text)} is unexpected`,
+    ).toBe(true);
   });
   expect(next, 'every untouched input line is in the output, in order').toBe(kept.length);
 

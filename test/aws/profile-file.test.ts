@@ -308,7 +308,8 @@ const editCases: EditCase[] = [
     name: 'removing keys takes their continuation lines and leaves the section header',
     kind: 'credentials',
     profile: 'ozone',
-    input: '[ozone]\naws_access_key_id = AK1\naws_secret_access_key = SK1\n  more\n# kept\n[other]\naws_access_key_id = AK2\n',
+    input:
+      '[ozone]\naws_access_key_id = AK1\naws_secret_access_key = SK1\n  more\n# kept\n[other]\naws_access_key_id = AK2\n',
     edit: { remove: ['aws_access_key_id', 'aws_secret_access_key', 'aws_session_token'] },
     expected: '[ozone]\n# kept\n[other]\naws_access_key_id = AK2\n',
   },
@@ -337,7 +338,7 @@ const editCases: EditCase[] = [
     expected: '[profile x] ; mine\nregion = r\n',
   },
   {
-    name: 'an indented line after a key is that key\'s continuation, not a header',
+    name: "an indented line after a key is that key's continuation, not a header",
     kind: 'config',
     profile: 'b',
     input: '[profile a]\nregion = a\n  [profile b]\n',
@@ -509,7 +510,9 @@ describe('editProfile', () => {
 
   it('refuses names and values before it looks at the file', () => {
     // The file is ambiguous too, but the invalid value is reported first.
-    const error = catchError(() => editProfile('[default]\n[default]\n', 'config', 'default', { set: { region: 'a\nb' } }));
+    const error = catchError(() =>
+      editProfile('[default]\n[default]\n', 'config', 'default', { set: { region: 'a\nb' } }),
+    );
     expect(error).toMatchObject({ code: 'AWS_INVALID_VALUE' });
   });
 

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 // the CLI, not per-module files, and a bundle made here cannot be stale.
 const ENTRY = fileURLToPath(new URL('../../src/aws/write-profile.ts', import.meta.url));
 
-const CONFIG_SEED = '# my settings\n[default]\nregion = eu-west-1\ns3 =\n    addressing_style = path\n\n[sso-session corp]\nsso_region = eu-west-1\n';
+const CONFIG_SEED =
+  '# my settings\n[default]\nregion = eu-west-1\ns3 =\n    addressing_style = path\n\n[sso-session corp]\nsso_region = eu-west-1\n';
 const CREDENTIALS_SEED = '# keys\n[default]\naws_access_key_id = DEFAULTKEY\naws_secret_access_key = DEFAULTSECRET\n';
 
 let workDir: string;
@@ -21,7 +22,15 @@ beforeAll(async () => {
   workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ozs3-concurrency-'));
   const { build } = await import('esbuild');
   const bundle = path.join(workDir, 'write-profile.mjs');
-  await build({ entryPoints: [ENTRY], outfile: bundle, bundle: true, format: 'esm', platform: 'node', target: 'node20', logLevel: 'silent' });
+  await build({
+    entryPoints: [ENTRY],
+    outfile: bundle,
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'silent',
+  });
   writerScript = path.join(workDir, 'writer.mjs');
   // argv: config credentials profile loops. Every iteration writes a matching key/secret/region trio.
   await fs.writeFile(
@@ -53,7 +62,9 @@ function startWriter(profile: string, loops: number): ChildProcess {
   });
 }
 
-function waitForExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+function waitForExit(
+  child: ChildProcess,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stderr })));

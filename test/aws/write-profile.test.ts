@@ -60,7 +60,15 @@ async function bundleWriter(outDir: string): Promise<string> {
   const { build } = await import('esbuild');
   const outfile = path.join(outDir, 'write-profile.mjs');
   const entry = fileURLToPath(new URL('../../src/aws/write-profile.ts', import.meta.url));
-  await build({ entryPoints: [entry], outfile, bundle: true, format: 'esm', platform: 'node', target: 'node20', logLevel: 'silent' });
+  await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'silent',
+  });
   await fs.chmod(outDir, 0o755);
   await fs.chmod(outfile, 0o644);
   return outfile;
@@ -79,7 +87,11 @@ async function runWriterAsNobody(target: AwsPaths): Promise<unknown> {
       } catch (e) {
         console.log(JSON.stringify({ exitCode: e.exitCode, code: e.code, message: e.message }));
       }`;
-    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, encoding: 'utf8' });
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      uid: 65534,
+      gid: 65534,
+      encoding: 'utf8',
+    });
     if (child.status !== 0) throw new Error(`writer as nobody failed: ${child.stderr}`);
     return JSON.parse(child.stdout);
   } finally {
@@ -93,7 +105,10 @@ function write(extra: Partial<Parameters<typeof writeAwsProfile>[0]> = {}) {
 
 describe('resolveAwsPaths', () => {
   it('defaults to ~/.aws/config and ~/.aws/credentials', () => {
-    expect(resolveAwsPaths({}, '/home/u')).toEqual({ config: '/home/u/.aws/config', credentials: '/home/u/.aws/credentials' });
+    expect(resolveAwsPaths({}, '/home/u')).toEqual({
+      config: '/home/u/.aws/config',
+      credentials: '/home/u/.aws/credentials',
+    });
   });
 
   it('honours AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE and expands a leading ~/', () => {
@@ -148,9 +163,13 @@ describe('writeAwsProfile', () => {
   it('overrides the region when one is given and keeps an existing one otherwise', async () => {
     await writeFile(paths.config, '[profile ozone]\nregion = eu-1\n', 0o600);
     await write();
-    expect(await fs.readFile(paths.config, 'utf8')).toBe('[profile ozone]\nregion = eu-1\ns3 =\n    signature_version = s3v4\n');
+    expect(await fs.readFile(paths.config, 'utf8')).toBe(
+      '[profile ozone]\nregion = eu-1\ns3 =\n    signature_version = s3v4\n',
+    );
     await write({ region: 'us-east-2' });
-    expect(await fs.readFile(paths.config, 'utf8')).toBe('[profile ozone]\nregion = us-east-2\ns3 =\n    signature_version = s3v4\n');
+    expect(await fs.readFile(paths.config, 'utf8')).toBe(
+      '[profile ozone]\nregion = us-east-2\ns3 =\n    signature_version = s3v4\n',
+    );
   });
 
   it('writes [default] for the default profile in both files', async () => {
@@ -222,7 +241,10 @@ describe('writeAwsProfile', () => {
   it('refuses a scalar "s3 = foo" with exit 9 and the line number', async () => {
     await writeFile(paths.config, '[profile ozone]\ns3 = foo\n', 0o600);
     const error = await catchError(write());
-    expect(error).toMatchObject({ exitCode: 9, message: `${paths.config}:2: "s3" has a plain value where a block of settings is needed` });
+    expect(error).toMatchObject({
+      exitCode: 9,
+      message: `${paths.config}:2: "s3" has a plain value where a block of settings is needed`,
+    });
     await expect(fs.stat(paths.credentials)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
@@ -236,14 +258,20 @@ describe('writeAwsProfile', () => {
   it('reports a credentials path that is a directory as unreadable, exit 9', async () => {
     await fs.mkdir(paths.credentials, { recursive: true });
     const error = await catchError(write());
-    expect(error).toMatchObject({ exitCode: 9, code: 'AWS_FILE_UNREADABLE', message: `cannot read ${paths.credentials}: it is a directory` });
+    expect(error).toMatchObject({
+      exitCode: 9,
+      code: 'AWS_FILE_UNREADABLE',
+      message: `cannot read ${paths.credentials}: it is a directory`,
+    });
   });
 
   it('reports a parent that is a file as unwritable, exit 9', async () => {
     await writeFile(path.join(dir, 'aws'), 'not a directory', 0o600);
     const error = await catchError(write());
     expect(error).toMatchObject({ exitCode: 9, code: 'AWS_FILE_UNWRITABLE' });
-    expect((error as Error).message).toMatch(new RegExp(`^cannot write ${dir}/aws/\\w+: a parent path is not a directory$`));
+    expect((error as Error).message).toMatch(
+      new RegExp(`^cannot write ${dir}/aws/\\w+: a parent path is not a directory$`),
+    );
   });
 
   it('reports a directory it may not write to as permission denied, exit 9', async () => {
@@ -262,7 +290,11 @@ describe('writeAwsProfile', () => {
     await fs.mkdir(path.dirname(paths.config), { recursive: true });
     await fs.writeFile(paths.config, Buffer.from([0x5b, 0x61, 0x5d, 0x0a, 0xff, 0xfe, 0x0a]));
     const error = await catchError(write());
-    expect(error).toMatchObject({ exitCode: 9, code: 'AWS_FILE_UNREADABLE', message: `cannot read ${paths.config}: it is not valid UTF-8 text` });
+    expect(error).toMatchObject({
+      exitCode: 9,
+      code: 'AWS_FILE_UNREADABLE',
+      message: `cannot read ${paths.config}: it is not valid UTF-8 text`,
+    });
     expect(await fs.readFile(paths.config)).toEqual(Buffer.from([0x5b, 0x61, 0x5d, 0x0a, 0xff, 0xfe, 0x0a]));
   });
 
@@ -300,7 +332,9 @@ describe('locking', () => {
 
   it('takes over a lock whose process is gone', async () => {
     await fs.mkdir(path.dirname(paths.credentials), { recursive: true });
-    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
+      encoding: 'utf8',
+    }).stdout;
     await fs.writeFile(`${paths.credentials}.lock`, `${gone} ${os.hostname()} test\n`);
     const started = Date.now();
     await write();
@@ -338,7 +372,8 @@ describe('locking', () => {
 });
 
 describe('removeAwsKeys', () => {
-  const credentials = '# keep\n[ozone]\naws_access_key_id = AK1\naws_secret_access_key = SK1\naws_session_token = T\n[other]\naws_access_key_id = AK1\n';
+  const credentials =
+    '# keep\n[ozone]\naws_access_key_id = AK1\naws_secret_access_key = SK1\naws_session_token = T\n[other]\naws_access_key_id = AK1\n';
 
   it('removes the key pair and token when the profile holds that access key, keeping the header', async () => {
     await writeFile(paths.credentials, credentials, 0o600);
@@ -358,7 +393,10 @@ describe('removeAwsKeys', () => {
     expect(await removeAwsKeys({ profile: 'ozone', accessKey: 'AK1', paths })).toEqual({ removed: false, notices: [] });
     await expect(fs.stat(path.dirname(paths.credentials))).rejects.toMatchObject({ code: 'ENOENT' });
     await writeFile(paths.credentials, credentials, 0o600);
-    expect(await removeAwsKeys({ profile: 'nobody', accessKey: 'AK1', paths })).toEqual({ removed: false, notices: [] });
+    expect(await removeAwsKeys({ profile: 'nobody', accessKey: 'AK1', paths })).toEqual({
+      removed: false,
+      notices: [],
+    });
   });
 
   it('tightens a loose credentials file it rewrites', async () => {

@@ -73,7 +73,10 @@ describe('krb5.conf', () => {
     await import('node:fs/promises').then((fs) => fs.mkdir(incdir));
     writeFileSync(join(incdir, 'extra'), '[libdefaults]\n  default_realm = FROM.INCLUDEDIR\n');
     writeFileSync(join(incdir, 'skipped~'), '[libdefaults]\n  default_realm = NOT.READ\n');
-    writeFileSync(main, `[libdefaults]\n  dns_lookup_kdc = false\ninclude ${included}\nincludedir ${incdir}\n  default_realm = FROM.MAIN\n  rdns = false\n`);
+    writeFileSync(
+      main,
+      `[libdefaults]\n  dns_lookup_kdc = false\ninclude ${included}\nincludedir ${incdir}\n  default_realm = FROM.MAIN\n  rdns = false\n`,
+    );
     const config = await loadKrb5Config({ KRB5_CONFIG: `${join(dir, 'missing.conf')}:${main}` });
     expect(config.source).toBe('KRB5_CONFIG');
     expect(config.unreadable).toEqual([{ file: join(dir, 'missing.conf'), code: 'ENOENT' }]);
@@ -137,10 +140,28 @@ function probe(status: number, headers: Record<string, string> = {}, body = '', 
 describe('what GET /secret without a token means', () => {
   const endpoint = new URL('https://s3g.example.com:9879/secret');
   it.each([
-    ['401 Negotiate', probe(401, { 'www-authenticate': 'Negotiate' }), 'ok', undefined, /Kerberos \(SPNEGO\) protected/],
-    ['401 Basic', probe(401, { 'www-authenticate': 'Basic realm="x"' }), 'fail', 8, /Basic authentication, not Negotiate/],
+    [
+      '401 Negotiate',
+      probe(401, { 'www-authenticate': 'Negotiate' }),
+      'ok',
+      undefined,
+      /Kerberos \(SPNEGO\) protected/,
+    ],
+    [
+      '401 Basic',
+      probe(401, { 'www-authenticate': 'Basic realm="x"' }),
+      'fail',
+      8,
+      /Basic authentication, not Negotiate/,
+    ],
     ['400 disabled', probe(400, {}, 'S3 Secret endpoint is disabled.'), 'fail', 8, /disabled/],
-    ['405 from Jersey (no auth filter: disabled)', probe(405, { allow: 'DELETE,OPTIONS,PUT' }), 'fail', 8, /disabled.*ozone\.s3g\.secret\.http\.enabled/],
+    [
+      '405 from Jersey (no auth filter: disabled)',
+      probe(405, { allow: 'DELETE,OPTIONS,PUT' }),
+      'fail',
+      8,
+      /disabled.*ozone\.s3g\.secret\.http\.enabled/,
+    ],
     ['404', probe(404, { 'content-type': 'text/html' }, '<html>'), 'fail', 8, /nothing at .* \(404\)/],
     ['403', probe(403), 'warn', undefined, /403/],
     ['302', probe(302, { location: 'https://sso.example.com/login' }), 'fail', 8, /redirects.*sso\.example\.com/],
@@ -160,14 +181,20 @@ describe('what GET /secret without a token means', () => {
   });
 
   it('names the config key when the endpoint is disabled', () => {
-    expect(classifyAnonymous(probe(405, { allow: 'DELETE,OPTIONS,PUT' }), endpoint).fix).toMatch(/ozone\.s3g\.secret\.http\.enabled=true/);
+    expect(classifyAnonymous(probe(405, { allow: 'DELETE,OPTIONS,PUT' }), endpoint).fix).toMatch(
+      /ozone\.s3g\.secret\.http\.enabled=true/,
+    );
   });
 });
 
 describe('clock skew against the Date header', () => {
   const at = (skewSeconds: number) => {
     const local = Date.UTC(2026, 0, 1, 12, 0, 0);
-    return { ...probe(401, { date: new Date(local + skewSeconds * 1000).toUTCString() }), sentAt: local, receivedAt: local };
+    return {
+      ...probe(401, { date: new Date(local + skewSeconds * 1000).toUTCString() }),
+      sentAt: local,
+      receivedAt: local,
+    };
   };
   it.each([
     [0, 'ok'],
@@ -199,7 +226,9 @@ describe('the report', () => {
       ],
       false,
     );
-    expect(text).toBe('ok   dns: localhost → 127.0.0.1\nfail tls: bad cert\n  fix: use --cacert\nwarn clock: 90 s\n  fix: NTP\nskip spnego: not reached\n');
+    expect(text).toBe(
+      'ok   dns: localhost → 127.0.0.1\nfail tls: bad cert\n  fix: use --cacert\nwarn clock: 90 s\n  fix: NTP\nskip spnego: not reached\n',
+    );
   });
 
   it('colours only when asked', async () => {
@@ -213,7 +242,10 @@ describe('the AWS files check', () => {
   it('is fine with files that do not exist yet (--write-aws creates them)', async () => {
     const home = join(dir, 'home-absent');
     mkdirSync(home);
-    expect(await checkAwsFiles({}, home)).toMatchObject({ status: 'ok', detail: expect.stringMatching(/~\/\.aws\/config \(absent/) });
+    expect(await checkAwsFiles({}, home)).toMatchObject({
+      status: 'ok',
+      detail: expect.stringMatching(/~\/\.aws\/config \(absent/),
+    });
   });
 
   it('warns when the credentials file is readable by others, with the chmod to run', async () => {
@@ -222,7 +254,10 @@ describe('the AWS files check', () => {
     writeFileSync(join(home, '.aws', 'credentials'), '[default]\n');
     chmodSync(join(home, '.aws', 'credentials'), 0o644);
     const result = await checkAwsFiles({}, home);
-    expect(result).toMatchObject({ status: 'warn', detail: expect.stringMatching(/readable by group or others \(0644\)/) });
+    expect(result).toMatchObject({
+      status: 'warn',
+      detail: expect.stringMatching(/readable by group or others \(0644\)/),
+    });
     expect(result.fix).toBe(`chmod 600 ${join(home, '.aws', 'credentials')}`);
   });
 
@@ -232,6 +267,11 @@ describe('the AWS files check', () => {
     mkdirSync(home);
     mkdirSync(credentials);
     const result = await checkAwsFiles({ AWS_SHARED_CREDENTIALS_FILE: credentials }, home);
-    expect(result).toMatchObject({ name: 'aws files', status: 'fail', exitCode: 9, detail: `${credentials} is not a regular file` });
+    expect(result).toMatchObject({
+      name: 'aws files',
+      status: 'fail',
+      exitCode: 9,
+      detail: `${credentials} is not a regular file`,
+    });
   });
 });

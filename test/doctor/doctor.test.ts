@@ -16,7 +16,19 @@ import { assertBuilt, runCli, type CliResult } from '../support/run-cli.js';
 
 const execFileP = promisify(execFile);
 
-const CHECK_NAMES = ['endpoint', 'ticket', 'krb5.conf', 'service principal', 'dns', 'tcp', 'tls', 'clock', 'gateway', 'spnego', 'aws files'];
+const CHECK_NAMES = [
+  'endpoint',
+  'ticket',
+  'krb5.conf',
+  'service principal',
+  'dns',
+  'tcp',
+  'tls',
+  'clock',
+  'gateway',
+  'spnego',
+  'aws files',
+];
 /** A SPNEGO token in clear (the redacted trace form is "Negotiate <redacted>"). */
 const TOKEN_TEXT = /Negotiate\s+[A-Za-z0-9+/]{12,}/;
 
@@ -63,18 +75,36 @@ beforeAll(async () => {
   certFile = join(realm.dir, 'self-signed.pem');
   const keyFile = join(realm.dir, 'self-signed.key');
   await execFileP('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', keyFile, '-out', certFile, '-days', '30', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '30',
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=DNS:localhost,IP:127.0.0.1',
   ]);
   tlsServer = createHttpsServer({ key: readFileSync(keyFile), cert: readFileSync(certFile) }, (_req, res) => {
     res.writeHead(401, { 'WWW-Authenticate': 'Negotiate' }).end();
   });
-  tlsPort = await new Promise<number>((resolve) => tlsServer.listen(0, '127.0.0.1', () => resolve((tlsServer.address() as { port: number }).port)));
+  tlsPort = await new Promise<number>((resolve) =>
+    tlsServer.listen(0, '127.0.0.1', () => resolve((tlsServer.address() as { port: number }).port)),
+  );
 
   // A port nothing listens on.
   const probe = createNetServer();
-  closedPort = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)));
+  closedPort = await new Promise<number>((resolve) =>
+    probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)),
+  );
   await new Promise((resolve) => probe.close(resolve));
 });
 
@@ -132,9 +162,13 @@ describe('ozs3 doctor', () => {
     expect([...checks.keys()]).toEqual(CHECK_NAMES);
     for (const [name, check] of checks) expect(check.status, `${name}: ${check.detail}`).toBe('ok');
     expect(checks.get('ticket')!.detail).toMatch(/alice@OZS3\.TEST.*expires/);
-    expect(checks.get('service principal')!.detail).toMatch(/^HTTP\/localhost@OZS3\.TEST: the KDC issued a service ticket/);
+    expect(checks.get('service principal')!.detail).toMatch(
+      /^HTTP\/localhost@OZS3\.TEST: the KDC issued a service ticket/,
+    );
     expect(checks.get('krb5.conf')!.detail).toContain(realm.env.KRB5_CONFIG);
-    expect(checks.get('spnego')!.detail).toMatch(/accepted your Kerberos token.*as alice@OZS3\.TEST.*mutual authentication verified/);
+    expect(checks.get('spnego')!.detail).toMatch(
+      /accepted your Kerberos token.*as alice@OZS3\.TEST.*mutual authentication verified/,
+    );
     // Only GETs: one without a token, one with; no secret was created.
     const requests = await gw.requests();
     expect(requests.map((q) => [q.method, q.path, q.status])).toEqual([
@@ -159,9 +193,15 @@ describe('ozs3 doctor', () => {
 
     const bad = await doctor(['--endpoint', `http://localhost:${closedPort}`, '--json']);
     expect(bad.code).toBe(7);
-    const failed = JSON.parse(bad.stdout) as { checks: { name: string; status: string; fix: string | null }[]; ok: boolean };
+    const failed = JSON.parse(bad.stdout) as {
+      checks: { name: string; status: string; fix: string | null }[];
+      ok: boolean;
+    };
     expect(failed.ok).toBe(false);
-    expect(failed.checks.find((c) => c.name === 'tcp')).toMatchObject({ status: 'fail', fix: expect.stringMatching(/running/) });
+    expect(failed.checks.find((c) => c.name === 'tcp')).toMatchObject({
+      status: 'fail',
+      fix: expect.stringMatching(/running/),
+    });
   });
 
   it('pinpoints a missing ticket: ticket fails, fix kinit, exit 3', async () => {
@@ -173,28 +213,55 @@ describe('ozs3 doctor', () => {
   it('pinpoints a service principal the KDC does not know, naming it', async () => {
     // Nobody has HTTP/127.0.0.1@OZS3.TEST: the gateway's principal is HTTP/localhost.
     const r = await doctor(['--endpoint', `http://127.0.0.1:${gw.port}`]);
-    expectFirstFailure(r, 'service principal', 3, /does not know HTTP\/127\.0\.0\.1@OZS3\.TEST.*Server not found in Kerberos database/, /host name.*--endpoint.*--spn/);
+    expectFirstFailure(
+      r,
+      'service principal',
+      3,
+      /does not know HTTP\/127\.0\.0\.1@OZS3\.TEST.*Server not found in Kerberos database/,
+      /host name.*--endpoint.*--spn/,
+    );
   });
 
   it('pinpoints a realm mapping that sends the host to a realm without a ticket or trust', async () => {
     const r = await doctor(['--endpoint', gw.url], envFor(aliceCc, { KRB5_CONFIG: otherRealmConf }));
-    const checks = expectFirstFailure(r, 'krb5.conf', 3, /localhost → OTHER\.REALM.*ticket is for OZS3\.TEST/, /"localhost = OZS3\.TEST" under \[domain_realm\]/);
-    expect(checks.get('service principal')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/HTTP\/localhost@OTHER\.REALM.*krbtgt\/OTHER\.REALM@OZS3\.TEST/) });
+    const checks = expectFirstFailure(
+      r,
+      'krb5.conf',
+      3,
+      /localhost → OTHER\.REALM.*ticket is for OZS3\.TEST/,
+      /"localhost = OZS3\.TEST" under \[domain_realm\]/,
+    );
+    expect(checks.get('service principal')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(/HTTP\/localhost@OTHER\.REALM.*krbtgt\/OTHER\.REALM@OZS3\.TEST/),
+    });
   });
 
   it('takes the realm of --spn HTTP/host@REALM over that mapping, as getsecret does: all checks pass', async () => {
-    const r = await doctor(['--endpoint', gw.url, '--spn', `HTTP/localhost@${realm.name}`], envFor(aliceCc, { KRB5_CONFIG: otherRealmConf }));
+    const r = await doctor(
+      ['--endpoint', gw.url, '--spn', `HTTP/localhost@${realm.name}`],
+      envFor(aliceCc, { KRB5_CONFIG: otherRealmConf }),
+    );
     const checks = parseReport(r.stdout);
     expect(r.code, r.stdout).toBe(0);
-    expect(checks.get('krb5.conf')!.detail).toMatch(new RegExp(`localhost → ${realm.name.replace('.', '\\.')} \\(--spn`));
+    expect(checks.get('krb5.conf')!.detail).toMatch(
+      new RegExp(`localhost → ${realm.name.replace('.', '\\.')} \\(--spn`),
+    );
     expect(checks.get('spnego')!.status).toBe('ok');
   });
 
   it('pinpoints a gateway whose keytab lacks the principal the KDC issued a ticket for: spnego fails', async () => {
     // The KDC knows HTTP/s3g.other.test, so the ticket is issued; the gateway holds only HTTP/localhost.
-    if (!(await realm.hasPrincipal('HTTP/s3g.other.test'))) await realm.addPrincipal('HTTP/s3g.other.test', { randkey: true });
+    if (!(await realm.hasPrincipal('HTTP/s3g.other.test')))
+      await realm.addPrincipal('HTTP/s3g.other.test', { randkey: true });
     const r = await doctor(['--endpoint', gw.url, '--spn', 'HTTP/s3g.other.test@OZS3.TEST']);
-    const checks = expectFirstFailure(r, 'spnego', 3, /could not verify the token for HTTP\/s3g\.other\.test@OZS3\.TEST: GSSException/, /keytab must hold HTTP\/s3g\.other\.test@OZS3\.TEST/);
+    const checks = expectFirstFailure(
+      r,
+      'spnego',
+      3,
+      /could not verify the token for HTTP\/s3g\.other\.test@OZS3\.TEST: GSSException/,
+      /keytab must hold HTTP\/s3g\.other\.test@OZS3\.TEST/,
+    );
     expect(checks.get('service principal')!.status).toBe('ok');
   });
 
@@ -232,10 +299,16 @@ describe('ozs3 doctor', () => {
   });
 
   it('checks keytab login instead of the ticket cache with --keytab', async () => {
-    const good = await doctor(['--endpoint', gw.url, '--keytab', svcKeytab, '--principal', 'svc'], envFor(`FILE:${join(realm.dir, 'no-such-ccache')}`));
+    const good = await doctor(
+      ['--endpoint', gw.url, '--keytab', svcKeytab, '--principal', 'svc'],
+      envFor(`FILE:${join(realm.dir, 'no-such-ccache')}`),
+    );
     expect(good.code, good.stdout).toBe(0);
     const checks = parseReport(good.stdout);
-    expect(checks.get('keytab')).toMatchObject({ status: 'ok', detail: expect.stringMatching(/svc@OZS3\.TEST kvno 1.*kinit as svc@OZS3\.TEST works/) });
+    expect(checks.get('keytab')).toMatchObject({
+      status: 'ok',
+      detail: expect.stringMatching(/svc@OZS3\.TEST kvno 1.*kinit as svc@OZS3\.TEST works/),
+    });
     expect(checks.get('spnego')!.detail).toMatch(/as svc@OZS3\.TEST/);
 
     const wrong = await doctor(['--endpoint', gw.url, '--keytab', svcKeytab, '--principal', 'bob']);
@@ -246,7 +319,11 @@ describe('ozs3 doctor', () => {
     const noTools = { PATH: join(realm.dir, 'empty-path') };
     const good = await doctor(['--endpoint', gw.url], envFor(aliceCc, noTools));
     expect(good.code, good.stdout).toBe(0);
-    expect(parseReport(good.stdout).get('ticket')).toMatchObject({ status: 'warn', detail: expect.stringMatching(/klist is not on PATH; a service ticket was obtained/), fix: expect.stringMatching(/krb5-user/) });
+    expect(parseReport(good.stdout).get('ticket')).toMatchObject({
+      status: 'warn',
+      detail: expect.stringMatching(/klist is not on PATH; a service ticket was obtained/),
+      fix: expect.stringMatching(/krb5-user/),
+    });
 
     const none = await doctor(['--endpoint', gw.url], envFor(`FILE:${join(realm.dir, 'no-such-ccache')}`, noTools));
     expectFirstFailure(none, 'ticket', 3, /no Kerberos ticket.*klist is not on PATH/, /kinit/);

@@ -63,7 +63,9 @@ describe('SecretClient', () => {
 
   it('maps an unparseable answer to exit 8 without retrying', async () => {
     const { client, attempts } = clientWith(async () => {
-      throw Object.assign(new Error('Response does not match the HTTP/1.1 protocol (Expected HTTP/)'), { name: 'HTTPParserError' });
+      throw Object.assign(new Error('Response does not match the HTTP/1.1 protocol (Expected HTTP/)'), {
+        name: 'HTTPParserError',
+      });
     });
     const error = await client.getSecret().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ResponseError);

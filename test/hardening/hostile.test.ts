@@ -44,7 +44,11 @@ afterAll(async () => {
   await realm?.stop();
 });
 
-async function against(handler: Handler, args: string[] = [], extraEnv: Record<string, string> = {}): Promise<{ r: CliResult; server: HostileServer }> {
+async function against(
+  handler: Handler,
+  args: string[] = [],
+  extraEnv: Record<string, string> = {},
+): Promise<{ r: CliResult; server: HostileServer }> {
   const server = await startHostileServer(handler);
   try {
     const r = await runCli(['getsecret', '--endpoint', server.url, ...args], { env: { ...env, ...extraEnv } });
@@ -58,13 +62,40 @@ const authorizations = (server: HostileServer) => server.requests.map((q) => q.h
 
 describe('malformed and hostile bodies end with exit 8', () => {
   it.each<[string, Handler, RegExp]>([
-    ['an HTML login page', respondWith({ status: 200, headers: { 'content-type': 'text/html' }, body: '<!DOCTYPE html><html><head><title>Sign in</title></head><body><form>…</form></body></html>' }), /HTML page/],
+    [
+      'an HTML login page',
+      respondWith({
+        status: 200,
+        headers: { 'content-type': 'text/html' },
+        body: '<!DOCTYPE html><html><head><title>Sign in</title></head><body><form>…</form></body></html>',
+      }),
+      /HTML page/,
+    ],
     ['an empty 200', respondWith({ status: 200, body: '' }), /empty/],
     ['a 204', respondWith({ status: 204 }), /empty/],
-    ['truncated XML', respondWith({ status: 200, body: secretXml('alice@OZS3.TEST', GOOD_SECRET).slice(0, 120) }), /truncated/],
-    ['no <awsSecret>', respondWith({ status: 200, body: '<S3Secret><awsAccessKey>alice@OZS3.TEST</awsAccessKey></S3Secret>' }), /no <awsSecret>/],
-    ['an empty <awsSecret/>', respondWith({ status: 200, body: '<S3Secret><awsAccessKey>alice@OZS3.TEST</awsAccessKey><awsSecret/></S3Secret>' }), /<awsSecret> is empty/],
-    ['JSON instead of XML', respondWith({ status: 200, body: '{"awsAccessKey":"a","awsSecret":"b"}' }), /no <S3Secret>/],
+    [
+      'truncated XML',
+      respondWith({ status: 200, body: secretXml('alice@OZS3.TEST', GOOD_SECRET).slice(0, 120) }),
+      /truncated/,
+    ],
+    [
+      'no <awsSecret>',
+      respondWith({ status: 200, body: '<S3Secret><awsAccessKey>alice@OZS3.TEST</awsAccessKey></S3Secret>' }),
+      /no <awsSecret>/,
+    ],
+    [
+      'an empty <awsSecret/>',
+      respondWith({
+        status: 200,
+        body: '<S3Secret><awsAccessKey>alice@OZS3.TEST</awsAccessKey><awsSecret/></S3Secret>',
+      }),
+      /<awsSecret> is empty/,
+    ],
+    [
+      'JSON instead of XML',
+      respondWith({ status: 200, body: '{"awsAccessKey":"a","awsSecret":"b"}' }),
+      /no <S3Secret>/,
+    ],
     [
       'a billion-laughs DTD',
       respondWith({
@@ -75,19 +106,57 @@ describe('malformed and hostile bodies end with exit 8', () => {
     ],
     [
       'an external entity for /etc/passwd',
-      respondWith({ status: 200, body: '<?xml version="1.0"?><!DOCTYPE S3Secret [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><S3Secret><awsAccessKey>&xxe;</awsAccessKey><awsSecret>x</awsSecret></S3Secret>' }),
+      respondWith({
+        status: 200,
+        body: '<?xml version="1.0"?><!DOCTYPE S3Secret [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><S3Secret><awsAccessKey>&xxe;</awsAccessKey><awsSecret>x</awsSecret></S3Secret>',
+      }),
       /DTD/,
     ],
     ['an undeclared entity', respondWith({ status: 200, body: secretXml('&xxe;', GOOD_SECRET) }), /undeclared entity/],
-    ['&#0; in the secret', respondWith({ status: 200, body: secretXml('alice@OZS3.TEST', 'abc&#0;def') }), /character reference/],
-    ['an ANSI escape as a character reference', respondWith({ status: 200, body: secretXml('alice@OZS3.TEST', '&#27;[2J&#27;]0;pwned&#7;') }), /control characters/],
-    ['raw ANSI and OSC escapes in the secret', respondWith({ status: 200, body: secretXml('alice@OZS3.TEST', '\u001b[31mred\u001b]0;title\u0007') }), /control characters/],
-    ['a newline in the access key', respondWith({ status: 200, body: secretXml('alice\nexport X=1', GOOD_SECRET) }), /control characters/],
-    ['invalid UTF-8', respondWith({ status: 200, body: Buffer.concat([Buffer.from(secretXml('alice@OZS3.TEST', 'ab').slice(0, 90)), Buffer.from([0xc3, 0x28]), Buffer.from('</awsSecret></S3Secret>')]) }), /UTF-8/],
+    [
+      '&#0; in the secret',
+      respondWith({ status: 200, body: secretXml('alice@OZS3.TEST', 'abc&#0;def') }),
+      /character reference/,
+    ],
+    [
+      'an ANSI escape as a character reference',
+      respondWith({ status: 200, body: secretXml('alice@OZS3.TEST', '&#27;[2J&#27;]0;pwned&#7;') }),
+      /control characters/,
+    ],
+    [
+      'raw ANSI and OSC escapes in the secret',
+      respondWith({ status: 200, body: secretXml('alice@OZS3.TEST', '\u001b[31mred\u001b]0;title\u0007') }),
+      /control characters/,
+    ],
+    [
+      'a newline in the access key',
+      respondWith({ status: 200, body: secretXml('alice\nexport X=1', GOOD_SECRET) }),
+      /control characters/,
+    ],
+    [
+      'invalid UTF-8',
+      respondWith({
+        status: 200,
+        body: Buffer.concat([
+          Buffer.from(secretXml('alice@OZS3.TEST', 'ab').slice(0, 90)),
+          Buffer.from([0xc3, 0x28]),
+          Buffer.from('</awsSecret></S3Secret>'),
+        ]),
+      }),
+      /UTF-8/,
+    ],
     ['a CDATA section', respondWith({ status: 200, body: secretXml('alice@OZS3.TEST', '<![CDATA[abc]]>') }), /CDATA/],
     ['not HTTP at all', (_req, res) => void res.socket.end('SSH-2.0-OpenSSH_9.6\r\n'), /not valid HTTP/],
-    ['a 100 KB header', (_req, res) => res.raw(`HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(100_000)}\r\n\r\n`), /not valid HTTP|too large|header/i],
-    ['a 10 GB Content-Length', respondWith({ status: 200, body: '<S3Secret>', contentLength: 10 * 1024 ** 3 }), /larger than/],
+    [
+      'a 100 KB header',
+      (_req, res) => res.raw(`HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(100_000)}\r\n\r\n`),
+      /not valid HTTP|too large|header/i,
+    ],
+    [
+      'a 10 GB Content-Length',
+      respondWith({ status: 200, body: '<S3Secret>', contentLength: 10 * 1024 ** 3 }),
+      /larger than/,
+    ],
   ])('%s', async (_name, handler, message) => {
     const { r, server } = await against(handler);
     expect(checkCleanFailure(r, 8)).toMatch(message);
@@ -110,18 +179,24 @@ describe('malformed and hostile bodies end with exit 8', () => {
 
 describe('terminal safety', () => {
   it('strips escape sequences and control characters from reason phrases', async () => {
-    const { r } = await against(respondWith({ status: 418, reason: "\u001b]0;pwned\u0007\u001b[2J\u001b[31mI'm a\u0008 teapot\u001b[0m" }));
+    const { r } = await against(
+      respondWith({ status: 418, reason: "\u001b]0;pwned\u0007\u001b[2J\u001b[31mI'm a\u0008 teapot\u001b[0m" }),
+    );
     expect(checkCleanFailure(r, 8)).toMatch(/418 I'm a teapot/);
   });
 
   it('strips them from a redirect target too', async () => {
     // llhttp refuses C0 controls in header values (exit 8 as well), but lets C1 bytes such as CSI (0x9b) through.
-    const { r } = await against(respondWith({ status: 302, headers: { location: 'http://evil.example/\u009b2J\u009d0;pwned\u009clogin' } }));
+    const { r } = await against(
+      respondWith({ status: 302, headers: { location: 'http://evil.example/\u009b2J\u009d0;pwned\u009clogin' } }),
+    );
     expect(checkCleanFailure(r, 8)).toMatch(/redirected \(302\) to http:\/\/evil\.example\/ ?2J ?0;pwned ?login/);
   });
 
   it('refuses C0 controls in a header as invalid HTTP', async () => {
-    const { r } = await against(respondWith({ status: 302, headers: { location: 'http://evil.example/\u001b[2Jlogin' } }));
+    const { r } = await against(
+      respondWith({ status: 302, headers: { location: 'http://evil.example/\u001b[2Jlogin' } }),
+    );
     expect(checkCleanFailure(r, 8)).toMatch(/not valid HTTP/);
   });
 
@@ -150,7 +225,10 @@ describe('deadlines: --timeout bounds the whole request, retries included (exit 
 
   it('an endless stream of 1xx interim responses', async () => {
     const handler: Handler = (_req, res) => {
-      const timer = setInterval(() => (res.socket.destroyed ? clearInterval(timer) : res.raw('HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n')), 5);
+      const timer = setInterval(
+        () => (res.socket.destroyed ? clearInterval(timer) : res.raw('HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n')),
+        5,
+      );
       res.socket.once('close', () => clearInterval(timer));
     };
     const { r } = await against(handler, ['--timeout', '1.5']);
@@ -173,7 +251,9 @@ describe('connection failures are retried with fresh tokens, then exit 7', () =>
 
   it('a body cut short of its Content-Length', async () => {
     const handler: Handler = (_req, res) => {
-      res.raw(`HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n${secretXml('alice@OZS3.TEST', GOOD_SECRET).slice(0, 100)}`);
+      res.raw(
+        `HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n${secretXml('alice@OZS3.TEST', GOOD_SECRET).slice(0, 100)}`,
+      );
       res.socket.end();
     };
     const { r, server } = await against(handler, ['--retries', '1']);
@@ -243,13 +323,16 @@ describe('5xx', () => {
 });
 
 describe('redirects are never followed with credentials', () => {
-  it.each([302, 307, 308])('%d to another origin: exit 8 naming the target, and the other origin hears nothing', async (status) => {
-    await using other = await startHostileServer();
-    const target = `http://127.0.0.1:${other.port}/secret`;
-    const { r } = await against(respondWith({ status, headers: { location: target } }));
-    expect(checkCleanFailure(r, 8)).toContain(`redirected (${status}) to ${target}`);
-    expect(other.requests).toEqual([]);
-  });
+  it.each([302, 307, 308])(
+    '%d to another origin: exit 8 naming the target, and the other origin hears nothing',
+    async (status) => {
+      await using other = await startHostileServer();
+      const target = `http://127.0.0.1:${other.port}/secret`;
+      const { r } = await against(respondWith({ status, headers: { location: target } }));
+      expect(checkCleanFailure(r, 8)).toContain(`redirected (${status}) to ${target}`);
+      expect(other.requests).toEqual([]);
+    },
+  );
 });
 
 describe('eval "$(ozs3 getsecret -e)" never runs code, whatever the server returns', () => {
@@ -268,9 +351,16 @@ describe('eval "$(ozs3 getsecret -e)" never runs code, whatever the server retur
   it.each(hostile)('%s', async (value) => {
     const dir = mkdtempSync(join(tmpdir(), 'ozs3-eval-'));
     try {
-      const { r } = await against(respondWith({ status: 200, body: secretXml(escapeXml(`k${value}`), escapeXml(value)) }), ['-e']);
+      const { r } = await against(
+        respondWith({ status: 200, body: secretXml(escapeXml(`k${value}`), escapeXml(value)) }),
+        ['-e'],
+      );
       expect(r.code, r.stderr).toBe(0);
-      const shell = await execFileP('bash', ['-c', 'eval "$OUT"; printf "%s\\n%s" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"'], { cwd: dir, env: { PATH: env.PATH!, OUT: r.stdout } });
+      const shell = await execFileP(
+        'bash',
+        ['-c', 'eval "$OUT"; printf "%s\\n%s" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"'],
+        { cwd: dir, env: { PATH: env.PATH!, OUT: r.stdout } },
+      );
       expect(shell.stdout).toBe(`k${value}\n${value}`);
       expect(readdirSync(dir)).toEqual([]);
     } finally {
@@ -299,7 +389,10 @@ async function runMeasured(args: string[], runEnv: Record<string, string>): Prom
   const out = join(dir, 'rss');
   const started = performance.now();
   try {
-    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', out, process.execPath, BIN, ...args], { env: runEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', out, process.execPath, BIN, ...args], {
+      env: runEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));

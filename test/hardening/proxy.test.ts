@@ -37,19 +37,26 @@ describe('http:// endpoints', () => {
     expect(server.requests[0]!.headers.authorization).toMatch(/^Negotiate /);
   });
 
-  it.each(['localhost', '.localhost', 'example.com, localhost', 'LOCALHOST'])('bypass the proxy when NO_PROXY=%s', async (noProxy) => {
-    await using proxy = await startProxy();
-    await using server = await startHostileServer();
-    const r = await runCli(['getsecret', '--endpoint', server.url], { env: { ...env, HTTP_PROXY: proxy.url, NO_PROXY: noProxy } });
-    expect(r.code, r.stderr).toBe(0);
-    expect(proxy.requests).toEqual([]);
-    expect(server.requests).toHaveLength(1);
-  });
+  it.each(['localhost', '.localhost', 'example.com, localhost', 'LOCALHOST'])(
+    'bypass the proxy when NO_PROXY=%s',
+    async (noProxy) => {
+      await using proxy = await startProxy();
+      await using server = await startHostileServer();
+      const r = await runCli(['getsecret', '--endpoint', server.url], {
+        env: { ...env, HTTP_PROXY: proxy.url, NO_PROXY: noProxy },
+      });
+      expect(r.code, r.stderr).toBe(0);
+      expect(proxy.requests).toEqual([]);
+      expect(server.requests).toHaveLength(1);
+    },
+  );
 
   it('bypass the proxy when NO_PROXY names the host and port', async () => {
     await using proxy = await startProxy();
     await using server = await startHostileServer();
-    const r = await runCli(['getsecret', '--endpoint', server.url], { env: { ...env, HTTP_PROXY: proxy.url, no_proxy: `localhost:${server.port}` } });
+    const r = await runCli(['getsecret', '--endpoint', server.url], {
+      env: { ...env, HTTP_PROXY: proxy.url, no_proxy: `localhost:${server.port}` },
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(proxy.requests).toEqual([]);
   });
@@ -57,7 +64,9 @@ describe('http:// endpoints', () => {
   it('still use the proxy when NO_PROXY names another host', async () => {
     await using proxy = await startProxy();
     await using server = await startHostileServer();
-    const r = await runCli(['getsecret', '--endpoint', server.url], { env: { ...env, HTTP_PROXY: proxy.url, NO_PROXY: 'example.com' } });
+    const r = await runCli(['getsecret', '--endpoint', server.url], {
+      env: { ...env, HTTP_PROXY: proxy.url, NO_PROXY: 'example.com' },
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(proxy.requests).toHaveLength(1);
   });
@@ -67,7 +76,9 @@ describe('https:// endpoints through a CONNECT tunnel', () => {
   it('work with HTTPS_PROXY and --cacert; the proxy never sees the token', async () => {
     await using proxy = await startProxy();
     await using server = await startHostileServer(undefined, { tls: pki.certs.localhost });
-    const r = await runCli(['getsecret', '--endpoint', server.url, '--cacert', pki.caFile], { env: { ...env, HTTPS_PROXY: proxy.url } });
+    const r = await runCli(['getsecret', '--endpoint', server.url, '--cacert', pki.caFile], {
+      env: { ...env, HTTPS_PROXY: proxy.url },
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe(GOOD_OUTPUT);
     expect(proxy.requests).toEqual([{ kind: 'connect', target: `localhost:${server.port}`, sawAuthorization: false }]);
@@ -77,7 +88,9 @@ describe('https:// endpoints through a CONNECT tunnel', () => {
   it('work with https_proxy and NODE_EXTRA_CA_CERTS', async () => {
     await using proxy = await startProxy();
     await using server = await startHostileServer(undefined, { tls: pki.certs.localhost });
-    const r = await runCli(['getsecret', '--endpoint', server.url], { env: { ...env, https_proxy: proxy.url, NODE_EXTRA_CA_CERTS: pki.caFile } });
+    const r = await runCli(['getsecret', '--endpoint', server.url], {
+      env: { ...env, https_proxy: proxy.url, NODE_EXTRA_CA_CERTS: pki.caFile },
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(proxy.requests.map((q) => q.kind)).toEqual(['connect']);
   });
@@ -94,7 +107,9 @@ describe('https:// endpoints through a CONNECT tunnel', () => {
   it('use HTTP_PROXY when HTTPS_PROXY is unset (undici’s rule; curl would go direct)', async () => {
     await using proxy = await startProxy();
     await using server = await startHostileServer(undefined, { tls: pki.certs.localhost });
-    const r = await runCli(['getsecret', '--endpoint', server.url, '--cacert', pki.caFile], { env: { ...env, HTTP_PROXY: proxy.url } });
+    const r = await runCli(['getsecret', '--endpoint', server.url, '--cacert', pki.caFile], {
+      env: { ...env, HTTP_PROXY: proxy.url },
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(proxy.requests.map((q) => q.kind)).toEqual(['connect']);
   });
@@ -102,7 +117,9 @@ describe('https:// endpoints through a CONNECT tunnel', () => {
   it('bypass the proxy for NO_PROXY hosts', async () => {
     await using proxy = await startProxy();
     await using server = await startHostileServer(undefined, { tls: pki.certs.localhost });
-    const r = await runCli(['getsecret', '--endpoint', server.url, '--cacert', pki.caFile], { env: { ...env, HTTPS_PROXY: proxy.url, NO_PROXY: 'localhost' } });
+    const r = await runCli(['getsecret', '--endpoint', server.url, '--cacert', pki.caFile], {
+      env: { ...env, HTTPS_PROXY: proxy.url, NO_PROXY: 'localhost' },
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(proxy.requests).toEqual([]);
   });
@@ -113,15 +130,21 @@ describe('proxy failures', () => {
     const proxy = await startProxy();
     await proxy.close();
     await using server = await startHostileServer();
-    const r = await runCli(['getsecret', '--endpoint', server.url, '--retries', '0'], { env: { ...env, HTTP_PROXY: proxy.url } });
-    expect(checkCleanFailure(r, 7)).toMatch(new RegExp(`connection to the proxy 127\\.0\\.0\\.1:${proxy.port} refused`));
+    const r = await runCli(['getsecret', '--endpoint', server.url, '--retries', '0'], {
+      env: { ...env, HTTP_PROXY: proxy.url },
+    });
+    expect(checkCleanFailure(r, 7)).toMatch(
+      new RegExp(`connection to the proxy 127\\.0\\.0\\.1:${proxy.port} refused`),
+    );
     expect(server.requests).toEqual([]);
   });
 
   it('a proxy that wants credentials: exit 7 saying where they go', async () => {
     await using proxy = await startProxy({ refuseConnectWith: 407 });
     await using server = await startHostileServer();
-    const r = await runCli(['getsecret', '--endpoint', server.url, '--retries', '0'], { env: { ...env, HTTP_PROXY: proxy.url } });
+    const r = await runCli(['getsecret', '--endpoint', server.url, '--retries', '0'], {
+      env: { ...env, HTTP_PROXY: proxy.url },
+    });
     expect(checkCleanFailure(r, 7)).toMatch(/proxy status 407/);
     expect(r.stderr).toMatch(/^hint: .*user:password@proxy/m);
     expect(server.requests).toEqual([]);
@@ -131,7 +154,9 @@ describe('proxy failures', () => {
     await using proxy = await startProxy();
     const gone = await startHostileServer();
     await gone.close();
-    const r = await runCli(['getsecret', '--endpoint', gone.url, '--retries', '0'], { env: { ...env, HTTP_PROXY: proxy.url } });
+    const r = await runCli(['getsecret', '--endpoint', gone.url, '--retries', '0'], {
+      env: { ...env, HTTP_PROXY: proxy.url },
+    });
     expect(checkCleanFailure(r, 7)).toMatch(/proxy did not connect ozs3 to localhost:\d+ \(proxy status 502\)/);
   });
 });

@@ -42,24 +42,75 @@ function outcome(input: string | Uint8Array): { secret: S3Secret } | { error: Re
 /** No lone surrogates (which UTF-8 cannot carry); String#isWellFormed is ES2024, past this project's lib. */
 const wellFormed = (s: string) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
 
-const jaxbEscape = (s: string) => s.replace(/[&<>\r]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '\r': '&#xD;' })[c]!);
+const jaxbEscape = (s: string) =>
+  s.replace(/[&<>\r]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '\r': '&#xD;' })[c]!);
 const jaxbDocument = (key: string, secret: string) =>
   `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><S3Secret><awsAccessKey>${jaxbEscape(key)}</awsAccessKey><awsSecret>${jaxbEscape(secret)}</awsSecret></S3Secret>`;
 
 const FRAGMENTS = [
   '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>',
-  '<S3Secret>', '</S3Secret>', '<S3Secret/>', '<S3Secret xmlns="urn:x">',
-  '<awsAccessKey>', '</awsAccessKey>', '<awsSecret>', '</awsSecret>', '<awsSecret/>',
-  '<x a="1">', '</x>', "<y b='&amp;'/>",
-  '&amp;', '&lt;', '&gt;', '&quot;', '&apos;', '&#65;', '&#x1F600;', '&#0;', '&#x1b;', '&#xD800;', '&#1114112;', '&foo;', '&',
-  '<!DOCTYPE S3Secret [<!ENTITY foo "bar">]>', '<!ENTITY x SYSTEM "file:///etc/passwd">', '<![CDATA[x]]>', '<!-- c -->', '<!--', '<?pi x?>', '<?',
-  '<', '>', '/>', '</', '"', "'", '=', ' ', '\n', '\r', '\t', '\u001b[31m', '\u009b', '\u202e', '\ufeff',
-  'alice@EX.COM', 'c0ffee', '<html>', '<title>Login</title>',
+  '<S3Secret>',
+  '</S3Secret>',
+  '<S3Secret/>',
+  '<S3Secret xmlns="urn:x">',
+  '<awsAccessKey>',
+  '</awsAccessKey>',
+  '<awsSecret>',
+  '</awsSecret>',
+  '<awsSecret/>',
+  '<x a="1">',
+  '</x>',
+  "<y b='&amp;'/>",
+  '&amp;',
+  '&lt;',
+  '&gt;',
+  '&quot;',
+  '&apos;',
+  '&#65;',
+  '&#x1F600;',
+  '&#0;',
+  '&#x1b;',
+  '&#xD800;',
+  '&#1114112;',
+  '&foo;',
+  '&',
+  '<!DOCTYPE S3Secret [<!ENTITY foo "bar">]>',
+  '<!ENTITY x SYSTEM "file:///etc/passwd">',
+  '<![CDATA[x]]>',
+  '<!-- c -->',
+  '<!--',
+  '<?pi x?>',
+  '<?',
+  '<',
+  '>',
+  '/>',
+  '</',
+  '"',
+  "'",
+  '=',
+  ' ',
+  '\n',
+  '\r',
+  '\t',
+  '\u001b[31m',
+  '\u009b',
+  '\u202e',
+  '\ufeff',
+  'alice@EX.COM',
+  'c0ffee',
+  '<html>',
+  '<title>Login</title>',
 ];
 
 /** Random fragments glued together: mostly broken documents. */
 const xmlish = fc
-  .array(fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...FRAGMENTS) }, { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 8 }) }), { maxLength: 40 })
+  .array(
+    fc.oneof(
+      { weight: 4, arbitrary: fc.constantFrom(...FRAGMENTS) },
+      { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 8 }) },
+    ),
+    { maxLength: 40 },
+  )
   .map((parts) => parts.join(''));
 
 /** A valid JAXB document with a few fragments inserted, deleted or replaced: near misses, and some hits. */
@@ -67,7 +118,9 @@ const mutated = fc
   .tuple(
     fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }),
     fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }),
-    fc.array(fc.tuple(fc.nat(), fc.nat({ max: 3 }), fc.oneof(fc.constantFrom(...FRAGMENTS), fc.constant(''))), { maxLength: 3 }),
+    fc.array(fc.tuple(fc.nat(), fc.nat({ max: 3 }), fc.oneof(fc.constantFrom(...FRAGMENTS), fc.constant(''))), {
+      maxLength: 3,
+    }),
   )
   .map(([key, secret, edits]) => {
     let text = jaxbDocument(key, secret);
@@ -80,11 +133,17 @@ const mutated = fc
 
 describe('parseSecretXml on arbitrary input', () => {
   it('random bytes: two clean strings or a ResponseError (exit 8), fast', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 2048 }), (bytes) => void outcome(bytes)), { numRuns: 1000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2048 }), (bytes) => void outcome(bytes)),
+      { numRuns: 1000 },
+    );
   });
 
   it('random XML-ish text: two clean strings or a ResponseError (exit 8), fast', () => {
-    fc.assert(fc.property(xmlish, (text) => void outcome(text)), { numRuns: 3000 });
+    fc.assert(
+      fc.property(xmlish, (text) => void outcome(text)),
+      { numRuns: 3000 },
+    );
   });
 
   it('mutated valid documents: two clean strings or a ResponseError (exit 8), fast', () => {
@@ -114,12 +173,16 @@ describe('parseSecretXml on arbitrary input', () => {
 
   it('round-trips whatever clean strings the server escapes like JAXB', () => {
     fc.assert(
-      fc.property(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 80 }), fc.string({ unit: 'binary', minLength: 1, maxLength: 80 }), (key, secret) => {
-        fc.pre(wellFormed(key) && wellFormed(secret));
-        const result = outcome(new TextEncoder().encode(jaxbDocument(key, secret)));
-        if (UNSAFE.test(key) || UNSAFE.test(secret)) expect('error' in result).toBe(true);
-        else expect(result).toEqual({ secret: { awsAccessKey: key, awsSecret: secret } });
-      }),
+      fc.property(
+        fc.string({ unit: 'grapheme', minLength: 1, maxLength: 80 }),
+        fc.string({ unit: 'binary', minLength: 1, maxLength: 80 }),
+        (key, secret) => {
+          fc.pre(wellFormed(key) && wellFormed(secret));
+          const result = outcome(new TextEncoder().encode(jaxbDocument(key, secret)));
+          if (UNSAFE.test(key) || UNSAFE.test(secret)) expect('error' in result).toBe(true);
+          else expect(result).toEqual({ secret: { awsAccessKey: key, awsSecret: secret } });
+        },
+      ),
       { numRuns: 2000 },
     );
   });
@@ -144,7 +207,8 @@ describe('parseSecretXml on arbitrary input', () => {
 });
 
 describe('what it accepts and refuses', () => {
-  const doc = (key: string, secret = 's3cr3t') => `<S3Secret><awsAccessKey>${key}</awsAccessKey><awsSecret>${secret}</awsSecret></S3Secret>`;
+  const doc = (key: string, secret = 's3cr3t') =>
+    `<S3Secret><awsAccessKey>${key}</awsAccessKey><awsSecret>${secret}</awsSecret></S3Secret>`;
 
   it.each<[string, string]>([
     ['&amp;', '&'],
@@ -176,14 +240,22 @@ describe('what it accepts and refuses', () => {
     ['an internal DTD subset', `<!DOCTYPE S3Secret [<!ENTITY a "b">]>${doc('&a;')}`, /DTD/],
     ['an external DTD', `<!DOCTYPE S3Secret SYSTEM "http://evil.example/x.dtd">${doc('a')}`, /DTD/],
     ['a DTD after the root opened', `<S3Secret><!ENTITY a "b"><awsAccessKey>a</awsAccessKey></S3Secret>`, /DTD/],
-    ['two <awsSecret>', '<S3Secret><awsAccessKey>a</awsAccessKey><awsSecret>1</awsSecret><awsSecret>2</awsSecret></S3Secret>', /more than one <awsSecret>/],
+    [
+      'two <awsSecret>',
+      '<S3Secret><awsAccessKey>a</awsAccessKey><awsSecret>1</awsSecret><awsSecret>2</awsSecret></S3Secret>',
+      /more than one <awsSecret>/,
+    ],
     ['another root', '<Error><Code>x</Code></Error>', /root element is <Error>/],
     ['text after the root', `${doc('a')}junk`, /text after/],
     ['a second root', `${doc('a')}<S3Secret/>`, /more than one root/],
     ['mismatched tags', '<S3Secret><awsAccessKey>a</awsSecret></S3Secret>', /does not close/],
     ['a truncated end tag', doc('a').slice(0, -3), /not closed \(truncated\?\)/],
     ['a truncated value', doc('a').slice(0, 60), /not closed \(truncated\?\)/],
-    ['a fields-only fragment', '<awsAccessKey>a</awsAccessKey><awsSecret>b</awsSecret>', /root element is <awsAccessKey>/],
+    [
+      'a fields-only fragment',
+      '<awsAccessKey>a</awsAccessKey><awsSecret>b</awsSecret>',
+      /root element is <awsAccessKey>/,
+    ],
     ['an HTML page', '<!DOCTYPE html><html><body>Login</body></html>', /HTML page/],
     ['an HTML fragment', '<div><title>SSO</title></div>', /HTML page/],
   ])('refuses %s', (_name, body, message) => {
@@ -200,8 +272,12 @@ describe('what it accepts and refuses', () => {
   });
 
   it('accepts what JAXB or a pretty-printer may add around the fields', () => {
-    const body = '\ufeff<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<!-- generated -->\n<S3Secret xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\n  <awsAccessKey>testuser/scm@EXAMPLE.COM</awsAccessKey>\n  <futureField kind="x">ignored &amp; fine</futureField>\n  <awsSecret >c0ffee</awsSecret>\n</S3Secret>\n';
-    expect(parseSecretXml(new TextEncoder().encode(body))).toEqual({ awsAccessKey: 'testuser/scm@EXAMPLE.COM', awsSecret: 'c0ffee' });
+    const body =
+      '\ufeff<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<!-- generated -->\n<S3Secret xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\n  <awsAccessKey>testuser/scm@EXAMPLE.COM</awsAccessKey>\n  <futureField kind="x">ignored &amp; fine</futureField>\n  <awsSecret >c0ffee</awsSecret>\n</S3Secret>\n';
+    expect(parseSecretXml(new TextEncoder().encode(body))).toEqual({
+      awsAccessKey: 'testuser/scm@EXAMPLE.COM',
+      awsSecret: 'c0ffee',
+    });
   });
 
   it('keeps leading and trailing spaces in values: they are the server’s strings', () => {
@@ -209,7 +285,11 @@ describe('what it accepts and refuses', () => {
   });
 
   it('refuses bytes that are not UTF-8 instead of guessing', () => {
-    const bytes = Buffer.concat([Buffer.from(doc('a').slice(0, 30)), Buffer.from([0xff, 0xfe]), Buffer.from(doc('a').slice(30))]);
+    const bytes = Buffer.concat([
+      Buffer.from(doc('a').slice(0, 30)),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from(doc('a').slice(30)),
+    ]);
     expect(() => parseSecretXml(bytes)).toThrow(/not valid UTF-8/);
   });
 });
@@ -218,7 +298,36 @@ describe('eval of the export lines sets exactly the server strings, or nothing i
   const shellish = fc
     .array(
       fc.oneof(
-        fc.constantFrom("'", '"', '`', '$(', ')', '$', '\\', ';', '&', '|', '<', '>', '*', '?', '[', ']', '{', '}', '!', '#', '~', ' ', '\n', '\r', '\t', 'touch PWNED', '%s', '\u001b'),
+        fc.constantFrom(
+          "'",
+          '"',
+          '`',
+          '$(',
+          ')',
+          '$',
+          '\\',
+          ';',
+          '&',
+          '|',
+          '<',
+          '>',
+          '*',
+          '?',
+          '[',
+          ']',
+          '{',
+          '}',
+          '!',
+          '#',
+          '~',
+          ' ',
+          '\n',
+          '\r',
+          '\t',
+          'touch PWNED',
+          '%s',
+          '\u001b',
+        ),
         fc.string({ unit: 'grapheme', maxLength: 4 }),
       ),
       { minLength: 1, maxLength: 20 },
@@ -238,8 +347,11 @@ describe('eval of the export lines sets exactly the server strings, or nothing i
     const dir = mkdtempSync(join(tmpdir(), 'ozs3-eval-prop-'));
     try {
       const stdout = await new Promise<string>((resolve, reject) => {
-        const child = execFile('bash', ['-c', script], { cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, maxBuffer: 16 * 1024 * 1024 }, (error, out) =>
-          error ? reject(error) : resolve(out),
+        const child = execFile(
+          'bash',
+          ['-c', script],
+          { cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, maxBuffer: 16 * 1024 * 1024 },
+          (error, out) => (error ? reject(error) : resolve(out)),
         );
         child.stdin!.end(accepted.map((a) => `${a.out}\0`).join(''));
       });

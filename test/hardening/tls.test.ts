@@ -8,7 +8,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRealm, type Realm } from '../support/realm.js';
 import { assertBuilt, runCli, type CliResult } from '../support/run-cli.js';
-import { GOOD_OUTPUT, checkCleanFailure, prepareClientRealm, startHostileServer, type HostileServer } from '../support/hostile-server.js';
+import {
+  GOOD_OUTPUT,
+  checkCleanFailure,
+  prepareClientRealm,
+  startHostileServer,
+  type HostileServer,
+} from '../support/hostile-server.js';
 import { createTestPki, type ServerCert, type TestPki } from '../support/tls.js';
 
 let realm: Realm;
@@ -26,7 +32,11 @@ afterAll(async () => {
   pki?.close();
 });
 
-async function over(cert: ServerCert, args: string[] = [], extraEnv: Record<string, string> = {}): Promise<{ r: CliResult; server: HostileServer }> {
+async function over(
+  cert: ServerCert,
+  args: string[] = [],
+  extraEnv: Record<string, string> = {},
+): Promise<{ r: CliResult; server: HostileServer }> {
   const server = await startHostileServer(undefined, { tls: cert });
   try {
     const r = await runCli(['getsecret', '--endpoint', server.url, ...args], { env: { ...env, ...extraEnv } });
@@ -124,7 +134,10 @@ describe('--insecure', () => {
 
   it('still fails on a plain-HTTP port, and says to try http://', async () => {
     await using plain = await startHostileServer();
-    const r = await runCli(['getsecret', '--endpoint', `https://localhost:${plain.port}`, '--insecure', '--retries', '0', '--timeout', '5'], { env });
+    const r = await runCli(
+      ['getsecret', '--endpoint', `https://localhost:${plain.port}`, '--insecure', '--retries', '0', '--timeout', '5'],
+      { env },
+    );
     expect(r.code).toBe(7);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/TLS to localhost:\d+ failed/);

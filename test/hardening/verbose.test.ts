@@ -10,7 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRealm, withEnv, type Realm } from '../support/realm.js';
 import { startGateway, type Gateway } from '../support/gateway.js';
 import { BIN, assertBuilt, runCli } from '../support/run-cli.js';
-import { GOOD_OUTPUT, GOOD_SECRET, respondWith, respondWithSecret, startHostileServer } from '../support/hostile-server.js';
+import {
+  GOOD_OUTPUT,
+  GOOD_SECRET,
+  respondWith,
+  respondWithSecret,
+  startHostileServer,
+} from '../support/hostile-server.js';
 
 let realm: Realm;
 let gw: Gateway;
@@ -21,8 +27,14 @@ beforeAll(async () => {
   assertBuilt();
   realm = await startRealm();
   for (const user of ['admin', 'alice']) await realm.addPrincipal(user, { password: `pw-${user}` });
-  adminEnv = withEnv(realm, { KRB5CCNAME: await realm.kinit('admin', { password: 'pw-admin', ccache: 'cc-admin' }), KRB5_CLIENT_KTNAME: '' });
-  aliceEnv = withEnv(realm, { KRB5CCNAME: await realm.kinit('alice', { password: 'pw-alice', ccache: 'cc-alice' }), KRB5_CLIENT_KTNAME: '' });
+  adminEnv = withEnv(realm, {
+    KRB5CCNAME: await realm.kinit('admin', { password: 'pw-admin', ccache: 'cc-admin' }),
+    KRB5_CLIENT_KTNAME: '',
+  });
+  aliceEnv = withEnv(realm, {
+    KRB5CCNAME: await realm.kinit('alice', { password: 'pw-alice', ccache: 'cc-alice' }),
+    KRB5_CLIENT_KTNAME: '',
+  });
   gw = await startGateway(realm, { admins: ['admin'] });
 });
 
@@ -36,13 +48,19 @@ afterAll(async () => {
  * are socketpairs, and /dev/stderr cannot be opened on a socket (ENXIO), so KRB5_TRACE=/dev/stderr
  * would write nothing there. Appending keeps MIT's writes and ozs3's from overwriting each other.
  */
-async function runWithStderrFile(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+async function runWithStderrFile(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'ozs3-verbose-'));
   try {
     const errFile = join(dir, 'stderr');
     const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve) => {
-      execFile('bash', ['-c', 'exec "$@" 2>>"$ERR_FILE"', 'bash', process.execPath, BIN, ...args], { env: { ...env, ERR_FILE: errFile }, timeout: 20_000 }, (error, out) =>
-        resolve({ code: error ? Number(error.code ?? 1) : 0, stdout: out }),
+      execFile(
+        'bash',
+        ['-c', 'exec "$@" 2>>"$ERR_FILE"', 'bash', process.execPath, BIN, ...args],
+        { env: { ...env, ERR_FILE: errFile }, timeout: 20_000 },
+        (error, out) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout: out }),
       );
     });
     return { code, stdout, stderr: readFileSync(errFile, 'utf8') };
@@ -57,14 +75,22 @@ const TOKEN = /Negotiate [A-Za-z0-9+/=_-]{8,}/;
 
 describe('--verbose against a real SPNEGO gateway, with KRB5_TRACE', () => {
   it('shows the exchange and the Kerberos steps, and no secret, token or cookie value', async () => {
-    const r = await runWithStderrFile(['getsecret', '-v', '-u', 'bob', '-u', 'carol', '--json', '--concurrency', '1', '--endpoint', gw.url], { ...adminEnv, KRB5_TRACE: '/dev/stderr' });
+    const r = await runWithStderrFile(
+      ['getsecret', '-v', '-u', 'bob', '-u', 'carol', '--json', '--concurrency', '1', '--endpoint', gw.url],
+      { ...adminEnv, KRB5_TRACE: '/dev/stderr' },
+    );
     expect(r.code, r.stderr).toBe(0);
     // stdout is data only: one JSON line per user.
-    const lines = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { awsSecret: string });
+    const lines = r.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { awsSecret: string });
     expect(lines).toHaveLength(2);
 
     // The HTTP exchange and the Kerberos steps...
-    expect(r.stderr).toMatch(/^\* kerberos: service principal HTTP\/localhost \(realm from krb5.conf \[domain_realm\]\)$/m);
+    expect(r.stderr).toMatch(
+      /^\* kerberos: service principal HTTP\/localhost \(realm from krb5.conf \[domain_realm\]\)$/m,
+    );
     expect(r.stderr).toMatch(/^\* > PUT http:\/\/localhost:\d+\/secret\/bob$/m);
     expect(r.stderr).toMatch(/^\* > authorization: Negotiate <redacted>$/m);
     expect(r.stderr).toMatch(/^\* < 200 OK$/m);
@@ -106,8 +132,17 @@ describe('--verbose against a hostile server', () => {
   });
 
   it('on failure: the trace, the message and the cause, all clean, no stack trace', async () => {
-    await using server = await startHostileServer(respondWith({ status: 503, reason: 'Down\u001b]0;pwned\u0007 for maintenance', headers: { via: '1.1 lb\u009b2J' } }));
-    const r = await runWithStderrFile(['getsecret', '-v', '--endpoint', server.url], { ...aliceEnv, KRB5_TRACE: '/dev/stderr' });
+    await using server = await startHostileServer(
+      respondWith({
+        status: 503,
+        reason: 'Down\u001b]0;pwned\u0007 for maintenance',
+        headers: { via: '1.1 lb\u009b2J' },
+      }),
+    );
+    const r = await runWithStderrFile(['getsecret', '-v', '--endpoint', server.url], {
+      ...aliceEnv,
+      KRB5_TRACE: '/dev/stderr',
+    });
     expect(r.code).toBe(8);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^\* retry 1\/2 after SERVER_ERROR in \d+ ms \(fresh token\)$/m);

@@ -36,7 +36,8 @@ beforeEach(async () => {
   await gw.reset();
 });
 
-const users = (n: number, prefix = 'svc') => Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(2, '0')}`);
+const users = (n: number, prefix = 'svc') =>
+  Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(2, '0')}`);
 
 function admin(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
   return runCli([...args, '--endpoint', gw.url], {
@@ -63,7 +64,8 @@ describe('several users in one run', () => {
     const lines = ndjson(r.stdout);
     const store = await gw.secrets();
     expect(lines.map((l) => l.user)).toEqual(names);
-    for (const line of lines) expect(line).toEqual({ user: line.user, awsAccessKey: line.user, awsSecret: store[line.user as string] });
+    for (const line of lines)
+      expect(line).toEqual({ user: line.user, awsAccessKey: line.user, awsSecret: store[line.user as string] });
     // Connections and the hadoop.auth cookie are reused: most requests need no new handshake.
     const requests = await gw.requests();
     expect(requests).toHaveLength(40);
@@ -71,7 +73,9 @@ describe('several users in one run', () => {
   });
 
   it('reads users from stdin with --users-file - and --user together', async () => {
-    const r = await admin(['getsecret', '-u', 'first', '--users-file', '-', '--json'], { input: 'second\n# skip me\nthird\n' });
+    const r = await admin(['getsecret', '-u', 'first', '--users-file', '-', '--json'], {
+      input: 'second\n# skip me\nthird\n',
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(ndjson(r.stdout).map((l) => l.user)).toEqual(['first', 'second', 'third']);
   });
@@ -79,10 +83,14 @@ describe('several users in one run', () => {
   it('labels each user in the default and export formats', async () => {
     const r = await admin(['getsecret', '-u', 'a1', '-u', 'a2']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^# user: a1\nawsAccessKey=a1\nawsSecret=[0-9a-f]{64}\n# user: a2\nawsAccessKey=a2\nawsSecret=[0-9a-f]{64}\n$/);
+    expect(r.stdout).toMatch(
+      /^# user: a1\nawsAccessKey=a1\nawsSecret=[0-9a-f]{64}\n# user: a2\nawsAccessKey=a2\nawsSecret=[0-9a-f]{64}\n$/,
+    );
     await gw.reset();
     const e = await admin(['getsecret', '-e', '-u', 'a1', '-u', 'a2']);
-    expect(e.stdout).toMatch(/^# user: a1\nexport AWS_ACCESS_KEY_ID='a1'\nexport AWS_SECRET_ACCESS_KEY='[0-9a-f]{64}'\n# user: a2\n/);
+    expect(e.stdout).toMatch(
+      /^# user: a1\nexport AWS_ACCESS_KEY_ID='a1'\nexport AWS_SECRET_ACCESS_KEY='[0-9a-f]{64}'\n# user: a2\n/,
+    );
   });
 
   it('reports a partial failure per user and exits with the first failure’s code', async () => {
@@ -116,7 +124,10 @@ describe('several users in one run', () => {
     await gw.reset();
     const skip = await admin(['getsecret', '-u', 'k-1', '-u', 'k-2', '--if-exists', 'skip', '--json']);
     expect(skip.code, skip.stderr).toBe(0);
-    expect(ndjson(skip.stdout)).toEqual([{ user: 'k-1', skipped: true }, expect.objectContaining({ user: 'k-2', awsAccessKey: 'k-2' })]);
+    expect(ndjson(skip.stdout)).toEqual([
+      { user: 'k-1', skipped: true },
+      expect.objectContaining({ user: 'k-2', awsAccessKey: 'k-2' }),
+    ]);
     expect((await gw.secrets())['k-1']).toBe('old1');
     const rotate = await admin(['getsecret', '-u', 'k-1', '-u', 'k-3', '--if-exists', 'rotate', '--json']);
     expect(rotate.code, rotate.stderr).toBe(0);
@@ -170,10 +181,28 @@ describe('CI: keytab login', () => {
   it('provisions with --keytab and creates no credential cache file anywhere', async () => {
     const tmpBefore = readdirSync(tmpdir()).filter((f) => f.startsWith('krb5cc'));
     const realmBefore = readdirSync(realm.dir).sort();
-    const r = await runCli(['getsecret', '--keytab', adminKeytab, '--principal', `provisioner@${realm.name}`, '-u', 'ci-1', '-u', 'ci-2', '--json', '--endpoint', gw.url], {
-      // No KRB5CCNAME at all: MIT would default to FILE:/tmp/krb5cc_<uid>.
-      env: Object.fromEntries(Object.entries(withEnv(realm, { KRB5_CLIENT_KTNAME: '' })).filter(([k]) => k !== 'KRB5CCNAME')),
-    });
+    const r = await runCli(
+      [
+        'getsecret',
+        '--keytab',
+        adminKeytab,
+        '--principal',
+        `provisioner@${realm.name}`,
+        '-u',
+        'ci-1',
+        '-u',
+        'ci-2',
+        '--json',
+        '--endpoint',
+        gw.url,
+      ],
+      {
+        // No KRB5CCNAME at all: MIT would default to FILE:/tmp/krb5cc_<uid>.
+        env: Object.fromEntries(
+          Object.entries(withEnv(realm, { KRB5_CLIENT_KTNAME: '' })).filter(([k]) => k !== 'KRB5CCNAME'),
+        ),
+      },
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(ndjson(r.stdout).map((l) => l.user)).toEqual(['ci-1', 'ci-2']);
     expect(readdirSync(tmpdir()).filter((f) => f.startsWith('krb5cc'))).toEqual(tmpBefore);

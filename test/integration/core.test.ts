@@ -46,7 +46,11 @@ function envFor(user: string, extra: Record<string, string> = {}): Record<string
   return withEnv(realm, { KRB5CCNAME: ccache[user] ?? 'FILE:/nonexistent/cc', KRB5_CLIENT_KTNAME: '', ...extra });
 }
 
-function ozs3(user: string, args: string[], opts: { env?: Record<string, string>; input?: string; endpoint?: string } = {}): Promise<CliResult> {
+function ozs3(
+  user: string,
+  args: string[],
+  opts: { env?: Record<string, string>; input?: string; endpoint?: string } = {},
+): Promise<CliResult> {
   return runCli([...args, '--endpoint', opts.endpoint ?? gw.url], { env: opts.env ?? envFor(user), input: opts.input });
 }
 
@@ -69,7 +73,14 @@ describe('getsecret', () => {
     const secrets = await gw.secrets();
     expect(r.stdout).toBe(`awsAccessKey=alice@${realm.name}\nawsSecret=${secrets[`alice@${realm.name}`]}\n`);
     const [req] = await gw.requests();
-    expect(req).toMatchObject({ method: 'PUT', path: '/secret', query: null, principal: `alice@${realm.name}`, authVia: 'negotiate', status: 200 });
+    expect(req).toMatchObject({
+      method: 'PUT',
+      path: '/secret',
+      query: null,
+      principal: `alice@${realm.name}`,
+      authVia: 'negotiate',
+      status: 200,
+    });
   });
 
   it('exits 6 with a revoke hint when the secret already exists', async () => {
@@ -86,7 +97,10 @@ describe('getsecret', () => {
     const r = await ozs3('alice', ['getsecret', '--json']);
     expect(r.code).toBe(0);
     const secrets = await gw.secrets();
-    expect(JSON.parse(r.stdout)).toEqual({ awsAccessKey: `alice@${realm.name}`, awsSecret: secrets[`alice@${realm.name}`] });
+    expect(JSON.parse(r.stdout)).toEqual({
+      awsAccessKey: `alice@${realm.name}`,
+      awsSecret: secrets[`alice@${realm.name}`],
+    });
     expect(r.stdout.trimEnd().split('\n')).toHaveLength(1);
   });
 
@@ -95,7 +109,11 @@ describe('getsecret', () => {
     await gw.setOptions({ presetSecrets: { 'we ird': nasty } });
     const r = await ozs3('admin', ['getsecret', '-e', '-u', 'we ird'], { env: envFor('admin') });
     expect(r.code, r.stderr).toBe(0);
-    const shell = await execFileP('bash', ['-c', `eval "$1"; printf '%s\\n%s' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"`, 'bash', r.stdout], { cwd: realm.dir });
+    const shell = await execFileP(
+      'bash',
+      ['-c', `eval "$1"; printf '%s\\n%s' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"`, 'bash', r.stdout],
+      { cwd: realm.dir },
+    );
     expect(shell.stdout).toBe(`we ird\n${nasty}`);
     expect(existsSync(join(realm.dir, 'PWNED'))).toBe(false);
   });
@@ -210,7 +228,9 @@ describe('Kerberos', () => {
   });
 
   it('uses --spn when the endpoint host differs from the principal’s host', async () => {
-    const r = await ozs3('alice', ['getsecret', '--spn', `HTTP/localhost@${realm.name}`], { endpoint: `http://127.0.0.1:${gw.port}` });
+    const r = await ozs3('alice', ['getsecret', '--spn', `HTTP/localhost@${realm.name}`], {
+      endpoint: `http://127.0.0.1:${gw.port}`,
+    });
     expect(r.code, r.stderr).toBe(0);
   });
 
@@ -223,7 +243,9 @@ describe('Kerberos', () => {
     const env = withEnv(other, { KRB5CCNAME: otherCc, KRB5_CLIENT_KTNAME: '', TMPDIR: privateTmp });
     const mapped = await runCli(['getsecret', '--endpoint', otherGw.url, '--retries', '0'], { env });
     expectCleanFailure(mapped, 3, /ELSEWHERE\.TEST/);
-    const pinned = await runCli(['getsecret', '--endpoint', otherGw.url, '--spn', `HTTP/localhost@${other.name}`], { env });
+    const pinned = await runCli(['getsecret', '--endpoint', otherGw.url, '--spn', `HTTP/localhost@${other.name}`], {
+      env,
+    });
     expect(pinned.code, pinned.stderr).toBe(0);
     expect(pinned.stdout).toContain(`awsAccessKey=alice@${other.name}`);
     // The one-line krb5.conf that pinned the realm is gone with the process.
@@ -249,7 +271,9 @@ describe('Kerberos', () => {
   });
 
   it('takes the keytab from KRB5_CLIENT_KTNAME too', async () => {
-    const r = await ozs3('svc', ['getsecret'], { env: withEnv(realm, { KRB5CCNAME: 'FILE:/nonexistent/cc', KRB5_CLIENT_KTNAME: svcKeytab }) });
+    const r = await ozs3('svc', ['getsecret'], {
+      env: withEnv(realm, { KRB5CCNAME: 'FILE:/nonexistent/cc', KRB5_CLIENT_KTNAME: svcKeytab }),
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`awsAccessKey=svc@${realm.name}`);
   });
@@ -299,9 +323,20 @@ describe('usage', () => {
 
 describe('curl --negotiate agrees with ozs3 on the same endpoint', () => {
   async function curl(user: string, method: string, path: string) {
-    const { stdout } = await execFileP('curl', ['-s', '-i', '--negotiate', '-u', ':', '-X', method, `${gw.url}${path}`], { env: envFor(user) });
+    const { stdout } = await execFileP(
+      'curl',
+      ['-s', '-i', '--negotiate', '-u', ':', '-X', method, `${gw.url}${path}`],
+      { env: envFor(user) },
+    );
     const status = /^HTTP\/1\.1 (\d{3}) ?(.*?)\r?$/m.exec(stdout);
-    return { status: Number(status?.[1]), reason: status?.[2] ?? '', body: stdout.split(/\r?\n\r?\n/).slice(1).join('\n\n') };
+    return {
+      status: Number(status?.[1]),
+      reason: status?.[2] ?? '',
+      body: stdout
+        .split(/\r?\n\r?\n/)
+        .slice(1)
+        .join('\n\n'),
+    };
   }
 
   it('sees the secret ozs3 created, in the same XML ozs3 parsed, and the same error codes', async () => {

@@ -55,7 +55,10 @@ interface RunOptions {
 
 function cliEnv(o: RunOptions = {}): Record<string, string> {
   const as = o.as ?? 'alice';
-  const env: Record<string, string> = withEnv(realm, as === 'none' ? {} : { KRB5CCNAME: as === 'alice' ? aliceCcache : adminCcache });
+  const env: Record<string, string> = withEnv(
+    realm,
+    as === 'none' ? {} : { KRB5CCNAME: as === 'alice' ? aliceCcache : adminCcache },
+  );
   if (as === 'none') delete env['KRB5CCNAME'];
   // The realm env points KRB5_CLIENT_KTNAME at a (nonexistent) client keytab so /etc is never read;
   // ozs3 treats that variable as "log in from this keytab" (spec/cli.md), which would replace the
@@ -73,7 +76,11 @@ function run(args: string[], o: RunOptions = {}): Promise<RunResult> {
   const fullArgs = o.noEndpoint ? args : [...args, '--endpoint', gw.url];
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...fullArgs], { env: cliEnv(o), cwd: realm.dir, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...fullArgs], {
+      env: cliEnv(o),
+      cwd: realm.dir,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8');
@@ -157,7 +164,8 @@ function snapshotTree(dir: string, skip: string[] = []): Map<string, string> {
       const path = join(d, entry.name);
       if (skip.includes(path)) continue;
       if (entry.isDirectory()) walk(path);
-      else if (entry.name.endsWith('.log')) continue; // the KDC logs every AS/TGS request
+      else if (entry.name.endsWith('.log'))
+        continue; // the KDC logs every AS/TGS request
       else {
         const s = statSync(path);
         out.set(relative(dir, path), `${s.size}:${s.mtimeMs}`);
@@ -184,7 +192,9 @@ function snapshotTmpCcaches(): Map<string, string> {
 
 beforeAll(async () => {
   if (!existsSync(DIST_MAIN)) {
-    throw new Error(`${DIST_MAIN} is missing: build the CLI first (npx tsc -p tsconfig.json, or npm test which builds)`);
+    throw new Error(
+      `${DIST_MAIN} is missing: build the CLI first (npx tsc -p tsconfig.json, or npm test which builds)`,
+    );
   }
   realm = await startRealm();
   await realm.addPrincipal('alice', { password: 'pw-alice' });
@@ -208,7 +218,10 @@ afterAll(async () => {
 /** curl --negotiate (curl's own GSS-API client), to check the acceptor itself, independently of ozs3. */
 function curl(args: string[], as: As = 'alice'): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('curl', ['-sS', '-i', '--negotiate', '-u', ':', ...args], { env: cliEnv({ as }), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('curl', ['-sS', '-i', '--negotiate', '-u', ':', ...args], {
+      env: cliEnv({ as }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
@@ -228,7 +241,8 @@ function curl(args: string[], as: As = 'alice'): Promise<{ code: number | null; 
 function finalResponse(out: string): { statusLine: string; headers: string; body: string } {
   const blocks = out.split(/\r?\n\r?\n/);
   let i = 0;
-  while (i < blocks.length - 1 && / 401 /.test(blocks[i]!.split(/\r?\n/)[0]!) && /^HTTP\//.test(blocks[i + 1] ?? '')) i += 2;
+  while (i < blocks.length - 1 && / 401 /.test(blocks[i]!.split(/\r?\n/)[0]!) && /^HTTP\//.test(blocks[i + 1] ?? ''))
+    i += 2;
   const head = blocks[i] ?? '';
   const [statusLine = '', ...rest] = head.split(/\r?\n/);
   return { statusLine, headers: rest.join('\n'), body: blocks.slice(i + 1).join('\n\n') };
@@ -249,13 +263,23 @@ describe('the Apache acceptor itself follows spec/ozone-endpoint.md (checked wit
     expect(put.body).toBe(
       `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><S3Secret><awsAccessKey>${ALICE}</awsAccessKey><awsSecret>${secret}</awsSecret></S3Secret>`,
     );
-    expect(finalResponse((await curl(['-X', 'PUT', `${gw.url}/secret`])).out).statusLine).toBe('HTTP/1.1 400 S3_SECRET_ALREADY_EXISTS');
+    expect(finalResponse((await curl(['-X', 'PUT', `${gw.url}/secret`])).out).statusLine).toBe(
+      'HTTP/1.1 400 S3_SECRET_ALREADY_EXISTS',
+    );
     await gw.setSecrets({ [ALICE]: secret, bob: 'b'.repeat(64) });
-    expect(finalResponse((await curl(['-X', 'DELETE', `${gw.url}/secret?username=bob`])).out).statusLine).toBe('HTTP/1.1 200 OK');
+    expect(finalResponse((await curl(['-X', 'DELETE', `${gw.url}/secret?username=bob`])).out).statusLine).toBe(
+      'HTTP/1.1 200 OK',
+    );
     expect(await gw.secrets()).toEqual({ bob: 'b'.repeat(64) });
-    expect(finalResponse((await curl(['-X', 'DELETE', `${gw.url}/secret`])).out).statusLine).toBe('HTTP/1.1 404 S3_SECRET_NOT_FOUND');
-    expect(finalResponse((await curl(['-X', 'DELETE', `${gw.url}/secret/bob`])).out).statusLine).toBe('HTTP/1.1 403 Forbidden');
-    expect(finalResponse((await curl(['-X', 'PUT', `${gw.url}/secret/carol`], 'admin')).out).statusLine).toBe('HTTP/1.1 200 OK');
+    expect(finalResponse((await curl(['-X', 'DELETE', `${gw.url}/secret`])).out).statusLine).toBe(
+      'HTTP/1.1 404 S3_SECRET_NOT_FOUND',
+    );
+    expect(finalResponse((await curl(['-X', 'DELETE', `${gw.url}/secret/bob`])).out).statusLine).toBe(
+      'HTTP/1.1 403 Forbidden',
+    );
+    expect(finalResponse((await curl(['-X', 'PUT', `${gw.url}/secret/carol`], 'admin')).out).statusLine).toBe(
+      'HTTP/1.1 200 OK',
+    );
     expect(Object.keys(await gw.secrets()).sort()).toEqual(['bob', 'carol']);
   });
 
@@ -321,7 +345,11 @@ describe('getsecret against Apache httpd + mod_auth_gssapi', () => {
     const script = `eval "$("${process.execPath}" "${BIN}" getsecret -e --endpoint "${gw.url}")" || exit 99
 printf '%s\\n%s\\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"`;
     const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn('/bin/bash', ['-c', script], { env: cliEnv(), cwd: realm.dir, stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn('/bin/bash', ['-c', script], {
+        env: cliEnv(),
+        cwd: realm.dir,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -358,14 +386,16 @@ printf '%s\\n%s\\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"`;
     expect(r.stdout).toBe(`${JSON.stringify({ awsAccessKey: ALICE, awsSecret: stored[ALICE] })}\n`);
   });
 
-  it('an S3 admin gets another user\'s secret with -u bob (PUT /secret/bob → 200, awsAccessKey bob)', async () => {
+  it("an S3 admin gets another user's secret with -u bob (PUT /secret/bob → 200, awsAccessKey bob)", async () => {
     const mark = (await gw.accessLog()).length;
     const r = await run(['getsecret', '-u', 'bob'], { as: 'admin' });
     expect(r.code, show(r)).toBe(0);
     const out = parseOzoneOutput(r);
     expect(out.awsAccessKey).toBe('bob');
     expect(await gw.secrets()).toEqual({ bob: out.awsSecret });
-    expect((await accessLogSince(mark)).filter((l) => !/ 401 /.test(l))).toEqual(['PUT /secret/bob 200 admin@OZS3.TEST']);
+    expect((await accessLogSince(mark)).filter((l) => !/ 401 /.test(l))).toEqual([
+      'PUT /secret/bob 200 admin@OZS3.TEST',
+    ]);
   });
 
   it('a plain user with -u bob gets exit 4 (403) with a hint, and nothing is created', async () => {
@@ -412,7 +442,9 @@ printf '%s\\n%s\\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"`;
     const home = join(realm.dir, 'home-aws');
     await mkdir(home, { recursive: true, mode: 0o700 });
     const env = { HOME: home };
-    const r = await run(['getsecret', '--write-aws', '--profile', 'ozone', '--s3-endpoint', 'http://localhost:9878'], { env });
+    const r = await run(['getsecret', '--write-aws', '--profile', 'ozone', '--s3-endpoint', 'http://localhost:9878'], {
+      env,
+    });
     expect(r.code, show(r)).toBe(0);
     expect(r.stdout).toBe('');
     const stored = await gw.secrets();
@@ -458,7 +490,11 @@ describe('revokesecret against Apache httpd + mod_auth_gssapi', () => {
     // util-linux script(1) gives the CLI a pseudo-terminal on stdin; we answer "n".
     const command = `"${process.execPath}" "${BIN}" revokesecret --endpoint "${gw.url}"`;
     const r = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
-      const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { env: cliEnv(), cwd: realm.dir, stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], {
+        env: cliEnv(),
+        cwd: realm.dir,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
       let out = '';
       child.stdout.setEncoding('utf8').on('data', (c: string) => {
         out += c;
@@ -478,7 +514,7 @@ describe('revokesecret against Apache httpd + mod_auth_gssapi', () => {
     expect(await accessLogSince(mark)).toEqual([]);
   });
 
-  it('--yes revokes the caller\'s own secret (exit 0); again → S3_SECRET_NOT_FOUND, exit 5', async () => {
+  it("--yes revokes the caller's own secret (exit 0); again → S3_SECRET_NOT_FOUND, exit 5", async () => {
     await gw.setSecrets({ [ALICE]: 'a'.repeat(64), bob: 'b'.repeat(64) });
     const mark = (await gw.accessLog()).length;
     const r = await run(['revokesecret', '--yes']);
@@ -489,7 +525,10 @@ describe('revokesecret against Apache httpd + mod_auth_gssapi', () => {
     const again = await run(['revokesecret', '-y']);
     expectError(again, 5, /S3_SECRET_NOT_FOUND/, 'optional');
     expect(await gw.secrets()).toEqual({ bob: 'b'.repeat(64) });
-    expect((await accessLogSince(mark)).filter((l) => !/ 401 /.test(l))).toEqual([`DELETE /secret 200 ${ALICE}`, `DELETE /secret 404 ${ALICE}`]);
+    expect((await accessLogSince(mark)).filter((l) => !/ 401 /.test(l))).toEqual([
+      `DELETE /secret 200 ${ALICE}`,
+      `DELETE /secret 404 ${ALICE}`,
+    ]);
   });
 
   it('an S3 admin revokes another user with -u bob --yes: DELETE /secret/bob, never the ?username= form', async () => {
@@ -498,7 +537,9 @@ describe('revokesecret against Apache httpd + mod_auth_gssapi', () => {
     const r = await run(['revokesecret', '-u', 'bob', '--yes'], { as: 'admin' });
     expect(r.code, show(r)).toBe(0);
     expect(await gw.secrets()).toEqual({ 'admin@OZS3.TEST': 'd'.repeat(64) });
-    expect((await accessLogSince(mark)).filter((l) => !/ 401 /.test(l))).toEqual(['DELETE /secret/bob 200 admin@OZS3.TEST']);
+    expect((await accessLogSince(mark)).filter((l) => !/ 401 /.test(l))).toEqual([
+      'DELETE /secret/bob 200 admin@OZS3.TEST',
+    ]);
   });
 
   it('Must show 3: a non-admin `revokesecret -u bob --yes` exits 4 and never revokes their own secret', async () => {
@@ -561,7 +602,9 @@ describe('Kerberos, network and usage failures against Apache', () => {
 
   it('an unreachable endpoint (closed loopback port): exit 7 within a few seconds', async () => {
     const port = await freeClosedPort();
-    const r = await run(['getsecret', '--endpoint', `http://localhost:${port}`, '--retries', '0', '--timeout', '5'], { noEndpoint: true });
+    const r = await run(['getsecret', '--endpoint', `http://localhost:${port}`, '--retries', '0', '--timeout', '5'], {
+      noEndpoint: true,
+    });
     expectError(r, 7, /.+/, 'optional');
     expect(r.ms).toBeLessThan(5_000);
   });

@@ -25,24 +25,33 @@ process.on('exit', () => {
 function loaded(args: string[]): Promise<{ code: number; natives: string[]; cjs: string[]; stdout: string }> {
   assertBuilt();
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', hook, BIN, ...args], { env: { PATH: process.env.PATH ?? '' } }, (error, stdout, stderr) => {
-      const report = JSON.parse(/\nLOADED (.*)\n/.exec(stderr)?.[1] ?? '{"natives":[],"cjs":[]}');
-      resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, ...report });
-    });
+    execFile(
+      process.execPath,
+      ['--import', hook, BIN, ...args],
+      { env: { PATH: process.env.PATH ?? '' } },
+      (error, stdout, stderr) => {
+        const report = JSON.parse(/\nLOADED (.*)\n/.exec(stderr)?.[1] ?? '{"natives":[],"cjs":[]}');
+        resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, ...report });
+      },
+    );
   });
 }
 
 describe('start-up', () => {
-  it.each([[['--help']], [['--version']], [['getsecret', '--help']], [['help', 'revokesecret']], [['getsecret', '--bogus']], [['revokesecret', '-e']]])(
-    '%j loads neither Kerberos, undici, chalk nor node:http/tls',
-    async (args) => {
-      const r = await loaded(args);
-      expect([0, 2]).toContain(r.code);
-      expect(r.cjs.filter((f) => /kerberos|undici|chalk/.test(f))).toEqual([]);
-      // (node:net itself is loaded for piped stdio, so it says nothing about ozs3.)
-      expect(r.natives.filter((m) => ['http', 'https', 'tls', 'http2', '_http_client'].includes(m))).toEqual([]);
-    },
-  );
+  it.each([
+    [['--help']],
+    [['--version']],
+    [['getsecret', '--help']],
+    [['help', 'revokesecret']],
+    [['getsecret', '--bogus']],
+    [['revokesecret', '-e']],
+  ])('%j loads neither Kerberos, undici, chalk nor node:http/tls', async (args) => {
+    const r = await loaded(args);
+    expect([0, 2]).toContain(r.code);
+    expect(r.cjs.filter((f) => /kerberos|undici|chalk/.test(f))).toEqual([]);
+    // (node:net itself is loaded for piped stdio, so it says nothing about ozs3.)
+    expect(r.natives.filter((m) => ['http', 'https', 'tls', 'http2', '_http_client'].includes(m))).toEqual([]);
+  });
 
   it('serves --help from the pre-rendered text, identical to what commander renders', async () => {
     const fast = await loaded(['getsecret', '--help']);

@@ -28,7 +28,9 @@ afterAll(async () => {
 
 /** Runs ozs3 with stdin, stdout and stderr on a pty; `answer` is typed once the prompt shows. */
 function onTerminal(args: string[], answer?: string): Promise<{ code: number | null; screen: string }> {
-  const command = [process.execPath, BIN, ...args, '--endpoint', gw.url].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const command = [process.execPath, BIN, ...args, '--endpoint', gw.url]
+    .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
+    .join(' ');
   return new Promise((resolve) => {
     const child = spawn('script', ['-qefc', command, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let screen = '';

@@ -4,7 +4,17 @@
  * the result.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,7 +51,12 @@ const CONFIG = [
   'sso_role_name = Dev',
   '',
 ].join('\n');
-const CREDENTIALS = ['[legacy]', 'aws_access_key_id = AKIALEGACY', 'aws_secret_access_key = legacy/secret+key', ''].join('\n');
+const CREDENTIALS = [
+  '[legacy]',
+  'aws_access_key_id = AKIALEGACY',
+  'aws_secret_access_key = legacy/secret+key',
+  '',
+].join('\n');
 
 beforeAll(async () => {
   assertBuilt();
@@ -85,7 +100,10 @@ function awsGet(env: Record<string, string>, key: string, profile: string): stri
   return execFileSync(AWS, ['configure', 'get', key, '--profile', profile], { env, encoding: 'utf8' }).trim();
 }
 
-function boto3(env: Record<string, string>, profile: string): { key: string; secret: string; region: string; sigv: string; endpoint: string | null } {
+function boto3(
+  env: Record<string, string>,
+  profile: string,
+): { key: string; secret: string; region: string; sigv: string; endpoint: string | null } {
   const script = `
 import boto3, json, sys
 s = boto3.Session(profile_name=sys.argv[1])
@@ -99,7 +117,14 @@ print(json.dumps({"key": c.access_key, "secret": c.secret_key, "region": s.regio
 describe('getsecret --write-aws', () => {
   it('updates an existing profile in place and keeps every other line, read back by the AWS CLI and boto3', async () => {
     const { config, credentials, env } = freshHome();
-    const r = await ozs3(env, ['getsecret', '--write-aws', '--profile', 'ozone', '--s3-endpoint', 'https://s3g.example.com:9879']);
+    const r = await ozs3(env, [
+      'getsecret',
+      '--write-aws',
+      '--profile',
+      'ozone',
+      '--s3-endpoint',
+      'https://s3g.example.com:9879',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/wrote profile 'ozone'/);
@@ -108,9 +133,14 @@ describe('getsecret --write-aws', () => {
 
     // Exactly the owned keys changed: region kept (the profile had one), s3 block extended, endpoint added.
     expect(readFileSync(config, 'utf8')).toBe(
-      CONFIG.replace('[profile ozone]\nregion = us-east-2\ns3 =\n    addressing_style = path\n', '[profile ozone]\nregion = us-east-2\ns3 =\n    addressing_style = path\n    signature_version = s3v4\nendpoint_url = https://s3g.example.com:9879\n'),
+      CONFIG.replace(
+        '[profile ozone]\nregion = us-east-2\ns3 =\n    addressing_style = path\n',
+        '[profile ozone]\nregion = us-east-2\ns3 =\n    addressing_style = path\n    signature_version = s3v4\nendpoint_url = https://s3g.example.com:9879\n',
+      ),
     );
-    expect(readFileSync(credentials, 'utf8')).toBe(`${CREDENTIALS}[ozone]\naws_access_key_id = alice@${realm.name}\naws_secret_access_key = ${secret}\n`);
+    expect(readFileSync(credentials, 'utf8')).toBe(
+      `${CREDENTIALS}[ozone]\naws_access_key_id = alice@${realm.name}\naws_secret_access_key = ${secret}\n`,
+    );
     expect(statSync(credentials).mode & 0o777).toBe(0o600);
 
     expect(awsGet(env, 'aws_access_key_id', 'ozone')).toBe(`alice@${realm.name}`);
@@ -120,7 +150,13 @@ describe('getsecret --write-aws', () => {
     expect(awsGet(env, 's3.addressing_style', 'ozone')).toBe('path');
     expect(awsGet(env, 'aws_access_key_id', 'legacy')).toBe('AKIALEGACY');
     expect(awsGet(env, 'sso_session', 'other')).toBe('corp');
-    expect(boto3(env, 'ozone')).toEqual({ key: `alice@${realm.name}`, secret, region: 'us-east-2', sigv: 's3v4', endpoint: 'https://s3g.example.com:9879' });
+    expect(boto3(env, 'ozone')).toEqual({
+      key: `alice@${realm.name}`,
+      secret,
+      region: 'us-east-2',
+      sigv: 's3v4',
+      endpoint: 'https://s3g.example.com:9879',
+    });
     expect(boto3(env, 'legacy')).toMatchObject({ key: 'AKIALEGACY', secret: 'legacy/secret+key', region: null });
     await gw.reset();
   });
@@ -130,7 +166,9 @@ describe('getsecret --write-aws', () => {
     writeFileSync(config, '# nothing yet\n');
     const r = await ozs3(env, ['getsecret', '--write-aws']);
     expect(r.code, r.stderr).toBe(0);
-    expect(readFileSync(config, 'utf8')).toBe('# nothing yet\n[default]\nregion = us-west-1\ns3 =\n    signature_version = s3v4\n');
+    expect(readFileSync(config, 'utf8')).toBe(
+      '# nothing yet\n[default]\nregion = us-west-1\ns3 =\n    signature_version = s3v4\n',
+    );
     expect(readFileSync(credentials, 'utf8')).toMatch(/\n\[default\]\naws_access_key_id = alice@/);
     expect(readFileSync(config, 'utf8')).not.toContain('[profile default]');
     expect(boto3(env, 'default')).toMatchObject({ key: `alice@${realm.name}`, region: 'us-west-1', sigv: 's3v4' });
@@ -186,12 +224,19 @@ describe('getsecret --write-aws', () => {
     const adminCc = await realm.kinit('admin', { password: 'pw-admin', ccache: 'cc-admin' });
     const adminEnv = { ...env, KRB5CCNAME: adminCc };
     const results = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => ozs3(adminEnv, ['getsecret', '-u', `user${i}`, '--write-aws', '--profile', `p${i}`, '--region', `r${i}`])),
+      Array.from({ length: 8 }, (_, i) =>
+        ozs3(adminEnv, ['getsecret', '-u', `user${i}`, '--write-aws', '--profile', `p${i}`, '--region', `r${i}`]),
+      ),
     );
     for (const r of results) expect(r.code, r.stderr).toBe(0);
     const store = await gw.secrets();
     for (let i = 0; i < 8; i++) {
-      expect(boto3(env, `p${i}`)).toMatchObject({ key: `user${i}`, secret: store[`user${i}`], region: `r${i}`, sigv: 's3v4' });
+      expect(boto3(env, `p${i}`)).toMatchObject({
+        key: `user${i}`,
+        secret: store[`user${i}`],
+        region: `r${i}`,
+        sigv: 's3v4',
+      });
     }
     expect(awsGet(env, 'aws_access_key_id', 'legacy')).toBe('AKIALEGACY');
     expect(statSync(credentials).mode & 0o777).toBe(0o600);
@@ -205,7 +250,10 @@ describe('revokesecret --write-aws', () => {
   it('removes the key pair from the profile that holds the revoked key, and only then', async () => {
     const { credentials, env } = freshHome();
     expect((await ozs3(env, ['getsecret', '--write-aws', '--profile', 'ozone'])).code).toBe(0);
-    writeFileSync(credentials, `${readFileSync(credentials, 'utf8')}[copy]\naws_access_key_id = someone-else\naws_secret_access_key = x\n`);
+    writeFileSync(
+      credentials,
+      `${readFileSync(credentials, 'utf8')}[copy]\naws_access_key_id = someone-else\naws_secret_access_key = x\n`,
+    );
     const other = await ozs3(env, ['revokesecret', '--yes', '--write-aws', '--profile', 'copy']);
     expect(other.code, other.stderr).toBe(0);
     expect(other.stderr).toMatch(/does not hold the revoked key/);

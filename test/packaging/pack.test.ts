@@ -15,7 +15,8 @@ import { assertBuilt } from '../support/run-cli.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const npm = (args: string[], cwd: string) => run('npm', args, { cwd, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, npm_config_update_notifier: 'false' } });
+const npm = (args: string[], cwd: string) =>
+  run('npm', args, { cwd, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, npm_config_update_notifier: 'false' } });
 
 let work: string;
 let tarball: string;
@@ -37,14 +38,21 @@ describe('npm pack', () => {
     expect(files).toContain('dist/main.d.ts');
     expect(files).toContain('dist/help.json');
     for (const f of ['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json']) expect(files).toContain(f);
-    const stray = files.filter((f) => !/^(bin\/ozs3|bin\/package\.json|dist\/.+|README\.md|LICENSE|CHANGELOG\.md|package\.json)$/.test(f));
+    const stray = files.filter(
+      (f) => !/^(bin\/ozs3|bin\/package\.json|dist\/.+|README\.md|LICENSE|CHANGELOG\.md|package\.json)$/.test(f),
+    );
     expect(stray).toEqual([]);
     expect(files.some((f) => /\.(keytab|ccache)$|(^|\/)\.?(aws\/)?credentials$/.test(f))).toBe(false);
   });
 
   it('declares what a package needs: bin, types, engines, files, repository, keywords, license', () => {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-    expect(pkg).toMatchObject({ name: 'ozs3', bin: { ozs3: 'bin/ozs3' }, types: expect.any(String), license: 'Apache-2.0' });
+    expect(pkg).toMatchObject({
+      name: 'ozs3',
+      bin: { ozs3: 'bin/ozs3' },
+      types: expect.any(String),
+      license: 'Apache-2.0',
+    });
     expect(pkg.engines.node).toMatch(/^>=20/);
     expect(pkg.repository.url).toBeTruthy();
     expect(pkg.keywords).toEqual(expect.arrayContaining(['ozone', 'kerberos', 's3']));
@@ -58,7 +66,10 @@ describe('installing the tarball into an empty prefix', () => {
 
   beforeAll(async () => {
     prefix = mkdtempSync(join(tmpdir(), 'ozs3-prefix-'));
-    await npm(['install', '--global', '--prefix', prefix, '--allow-scripts=kerberos', '--no-audit', '--no-fund', tarball], work);
+    await npm(
+      ['install', '--global', '--prefix', prefix, '--allow-scripts=kerberos', '--no-audit', '--no-fund', tarball],
+      work,
+    );
     realm = await startRealm();
     await realm.addPrincipal('alice', { password: 'pw' });
     gw = await startGateway(realm);

@@ -117,5 +117,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon | { faile
     // no log yet
   }
   const said = output.replace(/^pid \d+\n?/, '').trim();
-  return { failed: `${program} did not answer on 127.0.0.1:${opts.port} (exit ${String(exitCode)}): ${said} ${log}`.trim() };
+  return {
+    failed: `${program} did not answer on 127.0.0.1:${opts.port} (exit ${String(exitCode)}): ${said} ${log}`.trim(),
+  };
 }

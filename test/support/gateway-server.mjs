@@ -80,7 +80,8 @@ function gssExceptionText(message) {
   const minor = idx >= 0 ? text.slice(idx + 2) : '';
   if (/Unspecified GSS failure/i.test(major)) major = 'Failure unspecified at GSS-API level';
   else if (/invalid token|defective token/i.test(major)) major = 'Defective token detected';
-  else if (/No challenge parameter/i.test(major)) return 'GSSException: Defective token detected (Mechanism level: GSSHeader did not find the right tag)';
+  else if (/No challenge parameter/i.test(major))
+    return 'GSSException: Defective token detected (Mechanism level: GSSHeader did not find the right tag)';
   return minor ? `GSSException: ${major} (Mechanism level: ${minor})` : `GSSException: ${major}`;
 }
 
@@ -120,7 +121,9 @@ export function createGateway(initialOptions = {}) {
       if (value === '') throw new Error('Unauthorized access');
       const sigAt = value.lastIndexOf('&s=');
       if (sigAt < 0) {
-        throw new Error(`org.apache.hadoop.security.authentication.util.SignerException: Invalid signed text: ${value}`);
+        throw new Error(
+          `org.apache.hadoop.security.authentication.util.SignerException: Invalid signed text: ${value}`,
+        );
       }
       const raw = value.slice(0, sigAt);
       const given = Buffer.from(value.slice(sigAt + 3), 'utf8');
@@ -248,7 +251,10 @@ export function createGateway(initialOptions = {}) {
       }
       const token = authorization.slice('Negotiate'.length).trim();
       if (seenTokens.has(token)) {
-        unauthorized(403, 'GSSException: Failure unspecified at GSS-API level (Mechanism level: Request is a replay (34))');
+        unauthorized(
+          403,
+          'GSSException: Failure unspecified at GSS-API level (Mechanism level: Request is a replay (34))',
+        );
         return;
       }
       if (token) seenTokens.add(token);
@@ -372,16 +378,15 @@ export function createGateway(initialOptions = {}) {
     requests.push(record);
     // Drain any body: Ozone ignores it.
     req.resume();
-    handle(req, res, record)
-      .catch((e) => {
-        record.error = String(e?.stack ?? e);
-        if (!res.headersSent) {
-          record.status = 500;
-          record.reason = 'Server Error';
-          res.writeHead(500, 'Server Error', { 'Content-Length': 0 });
-        }
-        res.end();
-      });
+    handle(req, res, record).catch((e) => {
+      record.error = String(e?.stack ?? e);
+      if (!res.headersSent) {
+        record.status = 500;
+        record.reason = 'Server Error';
+        res.writeHead(500, 'Server Error', { 'Content-Length': 0 });
+      }
+      res.end();
+    });
   });
   server.keepAliveTimeout = 30_000;
 

@@ -80,7 +80,10 @@ const REASONS: Record<number, string> = {
 
 const MAX_HEAD = 64 * 1024;
 
-export async function startHostileServer(first: Handler = respondWithSecret(), opts: HostileServerOptions = {}): Promise<HostileServer> {
+export async function startHostileServer(
+  first: Handler = respondWithSecret(),
+  opts: HostileServerOptions = {},
+): Promise<HostileServer> {
   let handlers: Handler[] = [first];
   let next = 0;
   const requests: HostileRequest[] = [];
@@ -131,7 +134,9 @@ export async function startHostileServer(first: Handler = respondWithSecret(), o
     });
   };
 
-  const server: Server = opts.tls ? createTlsServer({ key: opts.tls.key, cert: opts.tls.cert }, onConnection) : createNetServer(onConnection);
+  const server: Server = opts.tls
+    ? createTlsServer({ key: opts.tls.key, cert: opts.tls.cert }, onConnection)
+    : createNetServer(onConnection);
   server.on('connection', () => connections++);
   // TLS handshake failures (the client rejecting our certificate) are expected in TLS tests.
   server.on('tlsClientError', () => {});
@@ -218,8 +223,17 @@ export const GOOD_SECRET = 'c0ffee'.repeat(10) + 'beef';
 export const GOOD_OUTPUT = `awsAccessKey=alice@OZS3.TEST\nawsSecret=${GOOD_SECRET}\n`;
 
 /** A well-behaved 200 with the S3Secret XML (default: alice and GOOD_SECRET). */
-export function respondWithSecret(accessKey = 'alice@OZS3.TEST', secret = GOOD_SECRET, headers: Record<string, string | string[]> = {}): Handler {
-  return (_req, res) => res.send({ status: 200, headers: { 'content-type': 'application/xml', ...headers }, body: secretXml(accessKey, secret) });
+export function respondWithSecret(
+  accessKey = 'alice@OZS3.TEST',
+  secret = GOOD_SECRET,
+  headers: Record<string, string | string[]> = {},
+): Handler {
+  return (_req, res) =>
+    res.send({
+      status: 200,
+      headers: { 'content-type': 'application/xml', ...headers },
+      body: secretXml(accessKey, secret),
+    });
 }
 
 export function respondWith(response: HttpResponse): Handler {
@@ -255,7 +269,9 @@ export function endlessBody(): Handler {
 export function resetMidBody(): Handler {
   return (_req, res) => {
     const body = secretXml('alice@OZS3.TEST', GOOD_SECRET);
-    res.raw(`HTTP/1.1 200 OK\r\ncontent-type: application/xml\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, 60)}`);
+    res.raw(
+      `HTTP/1.1 200 OK\r\ncontent-type: application/xml\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, 60)}`,
+    );
     setTimeout(() => res.reset(), 50);
   };
 }
@@ -265,7 +281,8 @@ export function resetMidBody(): Handler {
 function der(tag: number, ...content: Buffer[]): Buffer {
   const body = Buffer.concat(content);
   const n = body.length;
-  const length = n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : Buffer.from([0x82, n >> 8, n & 0xff]);
+  const length =
+    n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : Buffer.from([0x82, n >> 8, n & 0xff]);
   return Buffer.concat([Buffer.from([tag]), length, body]);
 }
 
@@ -278,9 +295,15 @@ const KRB5_OID = Buffer.from('06092a864886f712010202', 'hex'); // 1.2.840.113554
  */
 export function forgedMutualToken(): string {
   const encPart = der(0x30, der(0xa0, der(0x02, Buffer.from([18]))), der(0xa2, der(0x04, randomBytes(96))));
-  const apRep = der(0x6f, der(0x30, der(0xa0, der(0x02, Buffer.from([5]))), der(0xa1, der(0x02, Buffer.from([15]))), der(0xa2, encPart)));
+  const apRep = der(
+    0x6f,
+    der(0x30, der(0xa0, der(0x02, Buffer.from([5]))), der(0xa1, der(0x02, Buffer.from([15]))), der(0xa2, encPart)),
+  );
   const mechToken = der(0x60, KRB5_OID, Buffer.from([0x02, 0x00]), apRep);
-  const negTokenResp = der(0xa1, der(0x30, der(0xa0, der(0x0a, Buffer.from([0]))), der(0xa1, KRB5_OID), der(0xa2, der(0x04, mechToken))));
+  const negTokenResp = der(
+    0xa1,
+    der(0x30, der(0xa0, der(0x0a, Buffer.from([0]))), der(0xa1, KRB5_OID), der(0xa2, der(0x04, mechToken))),
+  );
   return negTokenResp.toString('base64');
 }
 
@@ -321,7 +344,8 @@ export function checkCleanFailure(r: CliRun, code: number, deadlineMs = 5_000): 
   if (r.stdout !== '') problems.push(`stdout is not empty: ${JSON.stringify(r.stdout.slice(0, 200))}`);
   const lines = r.stderr.replace(/\n$/, '').split('\n');
   if (!/^ozs3: \S/.test(lines[0] ?? '')) problems.push('stderr does not start with one "ozs3: " line');
-  if (lines.length > 2 || (lines.length === 2 && !/^hint: \S/.test(lines[1]!))) problems.push('stderr has more than the message and one hint line');
+  if (lines.length > 2 || (lines.length === 2 && !/^hint: \S/.test(lines[1]!)))
+    problems.push('stderr has more than the message and one hint line');
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(r.stderr)) problems.push('stderr holds control characters');
   if (/\n\s+at /.test(r.stderr)) problems.push('stderr holds a stack trace');

@@ -53,7 +53,9 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
       if (method === 'CONNECT') {
         requests.push({ kind: 'connect', target, sawAuthorization });
         if (opts.refuseConnectWith) {
-          client.end(`HTTP/1.1 ${opts.refuseConnectWith} Nope\r\nproxy-authenticate: Basic realm="proxy"\r\ncontent-length: 0\r\n\r\n`);
+          client.end(
+            `HTTP/1.1 ${opts.refuseConnectWith} Nope\r\nproxy-authenticate: Basic realm="proxy"\r\ncontent-length: 0\r\n\r\n`,
+          );
           return;
         }
         const [host, port] = splitHostPort(target);
@@ -80,7 +82,10 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
       const upstream = connect({ host: url.hostname, port: Number(url.port || 80) });
       track(upstream);
       upstream.once('connect', () => {
-        const forwarded = [`${method} ${url.pathname}${url.search} HTTP/1.1`, ...lines.filter((l) => !/^proxy-/i.test(l))].join('\r\n');
+        const forwarded = [
+          `${method} ${url.pathname}${url.search} HTTP/1.1`,
+          ...lines.filter((l) => !/^proxy-/i.test(l)),
+        ].join('\r\n');
         upstream.write(`${forwarded}\r\n\r\n`);
         if (rest.length > 0) upstream.write(rest);
         client.pipe(upstream).pipe(client);

@@ -139,20 +139,20 @@ export function withEnv(realm: Pick<Realm, 'env' | 'dir'>, extra: Record<string,
   };
 }
 
-function runFile(
-  file: string,
-  args: string[],
-  env: Record<string, string>,
-  input?: string,
-): Promise<ToolResult> {
+function runFile(file: string, args: string[], env: Record<string, string>, input?: string): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { env, timeout: 20_000, maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== 'number') {
-        reject(new Error(`${file} ${args.join(' ')} failed to run: ${error.message}`));
-        return;
-      }
-      resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr });
-    });
+    const child = execFile(
+      file,
+      args,
+      { env, timeout: 20_000, maxBuffer: 4 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error && typeof error.code !== 'number') {
+          reject(new Error(`${file} ${args.join(' ')} failed to run: ${error.message}`));
+          return;
+        }
+        resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr });
+      },
+    );
     // A tool that exits before reading its stdin must not crash the test with EPIPE.
     child.stdin?.on('error', () => {});
     child.stdin?.end(input ?? '');
@@ -270,7 +270,13 @@ export async function startRealm(opts: StartRealmOptions = {}): Promise<Realm> {
         if (created.code !== 0) throw new Error(`kdb5_util create failed: ${created.stderr.trim()}`);
         dbCreated = true;
       }
-      const started = await startDaemon({ command: [tools['krb5kdc']!, '-n', '-r', name], env: toolEnv, port, timeoutMs: 5_000, logFile: join(dir, 'kdc.log') });
+      const started = await startDaemon({
+        command: [tools['krb5kdc']!, '-n', '-r', name],
+        env: toolEnv,
+        port,
+        timeoutMs: 5_000,
+        logFile: join(dir, 'kdc.log'),
+      });
       if ('failed' in started) lastFailure = started.failed;
       else kdc = started;
     }

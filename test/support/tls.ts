@@ -45,7 +45,8 @@ function openssl(args: string[], cwd: string): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile('openssl', args, { cwd, timeout: 20_000 }, (error, _stdout, stderr) => {
       if (!error) resolve();
-      else if ((error as NodeJS.ErrnoException).code === 'ENOENT') reject(new Error('openssl not found: install it (apt-get install openssl); the TLS tests need it'));
+      else if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+        reject(new Error('openssl not found: install it (apt-get install openssl); the TLS tests need it'));
       else reject(new Error(`openssl ${args.join(' ')} failed: ${stderr.trim() || error.message}`));
     });
   });
@@ -54,7 +55,8 @@ function openssl(args: string[], cwd: string): Promise<void> {
 // EC keys: a fraction of the time RSA generation takes.
 const NEW_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
-const LEAF_EXTENSIONS = (san: string) => `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`;
+const LEAF_EXTENSIONS = (san: string) =>
+  `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`;
 
 /** `openssl ca` config: the only openssl 3.0 way to set explicit validity dates (for the expired cert). */
 const CA_CONFIG = `[ca]
@@ -81,27 +83,109 @@ export async function createTestPki(): Promise<TestPki> {
     writeFileSync(join(dir, 'ca.cnf'), CA_CONFIG);
 
     const makeCa = (name: string, cn: string) =>
-      openssl(['req', '-x509', ...NEW_KEY, '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '2', '-subj', `/CN=${cn}`,
-        '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
+      openssl(
+        [
+          'req',
+          '-x509',
+          ...NEW_KEY,
+          '-keyout',
+          `${name}.key`,
+          '-out',
+          `${name}.pem`,
+          '-days',
+          '2',
+          '-subj',
+          `/CN=${cn}`,
+          '-addext',
+          'basicConstraints=critical,CA:TRUE',
+          '-addext',
+          'keyUsage=critical,keyCertSign,cRLSign',
+        ],
+        dir,
+      );
     await makeCa('ca', 'ozs3 test CA');
     await makeCa('other-ca', 'some other CA');
 
     const issue = async (name: string, san: string, dates?: { start: string; end: string }): Promise<void> => {
       writeFileSync(join(dir, `${name}.ext`), LEAF_EXTENSIONS(san));
-      await openssl(['req', '-new', ...NEW_KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`], dir);
+      await openssl(
+        ['req', '-new', ...NEW_KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`],
+        dir,
+      );
       if (dates) {
-        await openssl(['ca', '-batch', '-notext', '-config', 'ca.cnf', '-cert', 'ca.pem', '-keyfile', 'ca.key', '-in', `${name}.csr`, '-out', `${name}.pem`,
-          '-extfile', `${name}.ext`, '-startdate', dates.start, '-enddate', dates.end], dir);
+        await openssl(
+          [
+            'ca',
+            '-batch',
+            '-notext',
+            '-config',
+            'ca.cnf',
+            '-cert',
+            'ca.pem',
+            '-keyfile',
+            'ca.key',
+            '-in',
+            `${name}.csr`,
+            '-out',
+            `${name}.pem`,
+            '-extfile',
+            `${name}.ext`,
+            '-startdate',
+            dates.start,
+            '-enddate',
+            dates.end,
+          ],
+          dir,
+        );
       } else {
-        await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAserial', 'x509.srl', '-CAcreateserial', '-days', '2',
-          '-sha256', '-extfile', `${name}.ext`, '-out', `${name}.pem`], dir);
+        await openssl(
+          [
+            'x509',
+            '-req',
+            '-in',
+            `${name}.csr`,
+            '-CA',
+            'ca.pem',
+            '-CAkey',
+            'ca.key',
+            '-CAserial',
+            'x509.srl',
+            '-CAcreateserial',
+            '-days',
+            '2',
+            '-sha256',
+            '-extfile',
+            `${name}.ext`,
+            '-out',
+            `${name}.pem`,
+          ],
+          dir,
+        );
       }
     };
     await issue('localhost', 'DNS:localhost,IP:127.0.0.1');
     await issue('expired', 'DNS:localhost,IP:127.0.0.1', { start: '20200101000000Z', end: '20200102000000Z' });
     await issue('wrong-host', 'DNS:wrong.example');
-    await openssl(['req', '-x509', ...NEW_KEY, '-keyout', 'self-signed.key', '-out', 'self-signed.pem', '-days', '2', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-addext', 'basicConstraints=critical,CA:FALSE'], dir);
+    await openssl(
+      [
+        'req',
+        '-x509',
+        ...NEW_KEY,
+        '-keyout',
+        'self-signed.key',
+        '-out',
+        'self-signed.pem',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-addext',
+        'basicConstraints=critical,CA:FALSE',
+      ],
+      dir,
+    );
 
     const read = (file: string) => readFileSync(join(dir, file), 'utf8');
     const cert = (name: string, chain = false): ServerCert => ({

@@ -5,7 +5,8 @@ import type { Negotiation } from '../../src/auth/spnego.js';
 import { AuthError, ResponseError, SecretExistsError } from '../../src/errors.js';
 
 const ORIGIN = 'https://s3g.test:19879';
-const XML = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><S3Secret><awsAccessKey>alice@EX.COM</awsAccessKey><awsSecret>s3cr3t</awsSecret></S3Secret>';
+const XML =
+  '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><S3Secret><awsAccessKey>alice@EX.COM</awsAccessKey><awsSecret>s3cr3t</awsSecret></S3Secret>';
 
 function setup(opts: { retries?: number; verify?: Negotiation['verify'] } = {}) {
   const agent = new MockAgent();
@@ -46,7 +47,10 @@ describe('SecretClient over a mock dispatcher', () => {
 
   it('renegotiates once on 401 with a fresh token, then gives up with exit 3', async () => {
     const { pool, client, tokens } = setup();
-    pool.intercept({ path: '/secret', method: 'PUT' }).reply(401, '', { headers: { 'www-authenticate': 'Negotiate' } }).times(3);
+    pool
+      .intercept({ path: '/secret', method: 'PUT' })
+      .reply(401, '', { headers: { 'www-authenticate': 'Negotiate' } })
+      .times(3);
     const error = await client.getSecret().catch((e) => e);
     expect(error).toBeInstanceOf(AuthError);
     expect(error.exitCode).toBe(3);
@@ -71,7 +75,9 @@ describe('SecretClient over a mock dispatcher', () => {
 
   it('says the secret was probably created when a lost response is followed by ALREADY_EXISTS', async () => {
     const { pool, client } = setup();
-    pool.intercept({ path: '/secret', method: 'PUT' }).replyWithError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+    pool
+      .intercept({ path: '/secret', method: 'PUT' })
+      .replyWithError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
     pool.intercept({ path: '/secret', method: 'PUT' }).reply(400, 'S3_SECRET_ALREADY_EXISTS');
     const error = await client.getSecret().catch((e) => e);
     expect(error).toBeInstanceOf(SecretExistsError);
@@ -81,7 +87,9 @@ describe('SecretClient over a mock dispatcher', () => {
 
   it('does not follow a redirect and names its target', async () => {
     const { pool, client } = setup();
-    pool.intercept({ path: '/secret', method: 'PUT' }).reply(302, '', { headers: { location: 'https://evil.test/login' } });
+    pool
+      .intercept({ path: '/secret', method: 'PUT' })
+      .reply(302, '', { headers: { location: 'https://evil.test/login' } });
     const error = await client.getSecret().catch((e) => e);
     expect(error.exitCode).toBe(8);
     expect(error.message).toContain('https://evil.test/login');
@@ -101,7 +109,16 @@ describe('SecretClient over a mock dispatcher', () => {
       const h = opts.headers as Record<string, string>;
       cookies.push(h.cookie);
     };
-    pool.intercept({ path: '/secret/a', method: 'PUT' }).reply((o) => (record(o), { statusCode: 200, data: XML, responseOptions: { headers: { 'set-cookie': 'hadoop.auth="u=alice&s=sig"; Path=/; HttpOnly' } } }));
+    pool.intercept({ path: '/secret/a', method: 'PUT' }).reply(
+      (o) => (
+        record(o),
+        {
+          statusCode: 200,
+          data: XML,
+          responseOptions: { headers: { 'set-cookie': 'hadoop.auth="u=alice&s=sig"; Path=/; HttpOnly' } },
+        }
+      ),
+    );
     pool.intercept({ path: '/secret/b', method: 'PUT' }).reply((o) => (record(o), { statusCode: 200, data: XML }));
     pool.intercept({ path: '/secret/c', method: 'PUT' }).reply((o) => (record(o), { statusCode: 401, data: '' }));
     pool.intercept({ path: '/secret/c', method: 'PUT' }).reply((o) => (record(o), { statusCode: 200, data: XML }));
@@ -118,7 +135,9 @@ describe('SecretClient over a mock dispatcher', () => {
         throw new AuthError('KRB_MUTUAL_AUTH_FAILED', 'mutual authentication failed');
       },
     });
-    pool.intercept({ path: '/secret', method: 'PUT' }).reply(200, XML, { headers: { 'www-authenticate': 'Negotiate Zm9v' } });
+    pool
+      .intercept({ path: '/secret', method: 'PUT' })
+      .reply(200, XML, { headers: { 'www-authenticate': 'Negotiate Zm9v' } });
     const error = await client.getSecret().catch((e) => e);
     expect(error.exitCode).toBe(3);
     expect(String(error.message)).not.toContain('s3cr3t');

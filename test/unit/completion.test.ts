@@ -14,7 +14,10 @@ async function script(shell: string): Promise<string> {
 
 const home = mkdtempSync(join(tmpdir(), 'ozs3-completion-'));
 mkdirSync(join(home, '.aws'));
-writeFileSync(join(home, '.aws', 'config'), '[default]\nregion = a\n[profile ozone]\nregion = b\n[sso-session corp]\nx = y\n');
+writeFileSync(
+  join(home, '.aws', 'config'),
+  '[default]\nregion = a\n[profile ozone]\nregion = b\n[sso-session corp]\nx = y\n',
+);
 writeFileSync(join(home, '.aws', 'credentials'), '[legacy]\naws_access_key_id = A\n');
 
 /** What bash completes for the words typed so far (the last one is being completed). */
@@ -23,7 +26,14 @@ async function bashComplete(...words: string[]): Promise<string[]> {
   writeFileSync(file, await script('bash'));
   const out = execFileSync(
     'bash',
-    ['-c', `source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); _ozs3; printf '%s\\n' "\${COMPREPLY[@]}"`, 'bash', file, 'ozs3', ...words],
+    [
+      '-c',
+      `source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); _ozs3; printf '%s\\n' "\${COMPREPLY[@]}"`,
+      'bash',
+      file,
+      'ozs3',
+      ...words,
+    ],
     { env: { PATH: process.env.PATH ?? '', HOME: home }, encoding: 'utf8' },
   );
   return out.split('\n').filter(Boolean);
@@ -43,15 +53,21 @@ describe('ozs3 completion', () => {
     const file = join(home, '_ozs3');
     writeFileSync(file, await script('zsh'));
     execFileSync('zsh', ['-n', file]);
-    const registered = execFileSync('zsh', ['-fc', `autoload -U compinit; compinit -u -d "${home}/zcompdump"; source "${file}"; print -r -- $_comps[ozs3]`], {
-      encoding: 'utf8',
-      env: { PATH: process.env.PATH ?? '', HOME: home },
-    });
+    const registered = execFileSync(
+      'zsh',
+      ['-fc', `autoload -U compinit; compinit -u -d "${home}/zcompdump"; source "${file}"; print -r -- $_comps[ozs3]`],
+      {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '', HOME: home },
+      },
+    );
     expect(registered.trim()).toBe('_ozs3');
   });
 
   it('refuses other shells as a usage error', async () => {
     const t = createTestIO();
-    await expect(runCompletion({ shell: 'fish' }, { io: t.io, env: {}, cwd: '/', homedir: '/' })).rejects.toMatchObject({ exitCode: 2 });
+    await expect(runCompletion({ shell: 'fish' }, { io: t.io, env: {}, cwd: '/', homedir: '/' })).rejects.toMatchObject(
+      { exitCode: 2 },
+    );
   });
 });

@@ -6,7 +6,9 @@ describe('the cheap undici entry points ozs3 reaches into', () => {
   it('is pinned to the exact undici version whose lib/ layout it was written against', () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
     expect(pkg.dependencies.undici).toMatch(/^\d+\.\d+\.\d+$/);
-    const installed = JSON.parse(readFileSync(new URL('../../node_modules/undici/package.json', import.meta.url), 'utf8'));
+    const installed = JSON.parse(
+      readFileSync(new URL('../../node_modules/undici/package.json', import.meta.url), 'utf8'),
+    );
     expect(installed.version).toBe(pkg.dependencies.undici);
   });
 

@@ -19,12 +19,17 @@ describe('the fast --help / --version path', () => {
     expect(helpKey(argv)).toBe(key);
   });
 
-  it.each([[[]], [['getsecret']], [['getsecret', '--help', '-v']], [['--help', 'getsecret']], [['help', 'nope']], [['nope', '--help']], [['--version', '-v']]])(
-    'leaves %j to commander',
-    (argv) => {
-      expect(helpKey(argv)).toBeUndefined();
-    },
-  );
+  it.each([
+    [[]],
+    [['getsecret']],
+    [['getsecret', '--help', '-v']],
+    [['--help', 'getsecret']],
+    [['help', 'nope']],
+    [['nope', '--help']],
+    [['--version', '-v']],
+  ])('leaves %j to commander', (argv) => {
+    expect(helpKey(argv)).toBeUndefined();
+  });
 
   it('falls back to commander when help.json is missing, and adds a newline to the version', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ozs3-help-'));
