@@ -28,8 +28,8 @@ await build({
   banner: {
     js: "import{createRequire as __ozs3CreateRequire}from'node:module';const require=__ozs3CreateRequire(import.meta.url);",
   },
-  // The native addon cannot be bundled.
-  external: ['kerberos'],
+  // Native addons cannot be bundled (koffi bundled into ESM fails with __filename is not defined).
+  external: ['kerberos', 'koffi'],
   logLevel: 'warning',
   plugins: [
     {
