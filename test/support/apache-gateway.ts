@@ -27,6 +27,11 @@ export interface ApacheGatewayOptions {
   admins?: string[];
   /** Service principals put in Apache's keytab; default ['HTTP/localhost'] (created when missing). */
   servicePrincipals?: string[];
+  /**
+   * httpd's LimitRequestFieldSize; default httpd's own (8190 bytes), which refuses with 400 the
+   * ~8.8 KB `Authorization: Negotiate` header of an AD user in ~650 groups (large PAC).
+   */
+  limitRequestFieldSize?: number;
 }
 
 /** One line of the CGI's own log: every request that got past mod_auth_gssapi. */
@@ -152,6 +157,7 @@ function httpdConf(o: {
   store: string;
   cgiLog: string;
   admins: string[];
+  limitRequestFieldSize?: number | undefined;
 }): string {
   const { dir } = o;
   return [
@@ -173,6 +179,7 @@ function httpdConf(o: {
     'MinSpareServers 2',
     'MaxSpareServers 6',
     'MaxRequestWorkers 16',
+    ...(o.limitRequestFieldSize ? [`LimitRequestFieldSize ${o.limitRequestFieldSize}`] : []),
     // An Ozone principal such as testuser/scm@EXAMPLE.COM travels as one %2F-encoded segment.
     'AllowEncodedSlashes NoDecode',
     `ErrorLog ${q(join(dir, 'logs', 'error.log'))}`,
@@ -292,6 +299,7 @@ export async function startApacheGateway(realm: Realm, opts: ApacheGatewayOption
         store: storePath,
         cgiLog: cgiLogPath,
         admins: opts.admins ?? [],
+        limitRequestFieldSize: opts.limitRequestFieldSize,
       }),
     );
     const started = await launch(install.httpd, confPath, port, env, join(dir, 'logs', 'error.log'));

@@ -21,6 +21,8 @@ export interface DaemonOptions {
   env: Record<string, string>;
   /** Loopback TCP port that answers once the daemon is up. */
   port: number;
+  /** The address that port is on; default 127.0.0.1. */
+  host?: string;
   timeoutMs: number;
   /** Shown, last lines, when the daemon does not come up. */
   logFile: string;
@@ -46,9 +48,9 @@ function guardScript(ignoreTerm: boolean): string {
   ].join('\n');
 }
 
-export function tcpAnswers(port: number): Promise<boolean> {
+export function tcpAnswers(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ port, host: '127.0.0.1' });
+    const socket = connect({ port, host });
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);
@@ -102,7 +104,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon | { faile
   });
   const deadline = Date.now() + opts.timeoutMs;
   while (Date.now() < deadline && exitCode === undefined) {
-    if (await tcpAnswers(opts.port)) return { child, pid, exited };
+    if (await tcpAnswers(opts.port, opts.host)) return { child, pid, exited };
     await new Promise((r) => setTimeout(r, 10));
   }
   if (exitCode === undefined) {
@@ -118,6 +120,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon | { faile
   }
   const said = output.replace(/^pid \d+\n?/, '').trim();
   return {
-    failed: `${program} did not answer on 127.0.0.1:${opts.port} (exit ${String(exitCode)}): ${said} ${log}`.trim(),
+    failed:
+      `${program} did not answer on ${opts.host ?? '127.0.0.1'}:${opts.port} (exit ${String(exitCode)}): ${said} ${log}`.trim(),
   };
 }
