@@ -6,8 +6,13 @@
 #   awscli python3-boto3   the real AWS readers for interop tests
 #   curl                   `curl --negotiate`, the reference client
 #   zsh, time, openssl     completion tests; GNU time for peak RSS; a private CA for the TLS tests
+#   openjdk-17-jdk-headless protobuf-compiler libprotobuf-java
+#                          the independent OzoneManager RPC test server (JDK SASL/GSSAPI, protobuf-java)
+#   samba samba-ad-dc samba-ad-provision ldb-tools
+#                          a real Active Directory KDC for the AD tests (provisioned in a temp dir)
 set -euo pipefail
-packages=(libkrb5-dev krb5-kdc krb5-admin-server krb5-user curl awscli python3-boto3 apache2 libapache2-mod-auth-gssapi python3 zsh time openssl)
+packages=(libkrb5-dev krb5-kdc krb5-admin-server krb5-user curl awscli python3-boto3 apache2 libapache2-mod-auth-gssapi python3 zsh time openssl
+  openjdk-17-jdk-headless protobuf-compiler libprotobuf-java samba samba-ad-dc samba-ad-provision ldb-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -24,6 +29,8 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian starts apache2 and krb5-kdc as system services on install; the tests run their own.
-$SUDO sh -c 'service apache2 stop; service krb5-kdc stop; service krb5-admin-server stop' >/dev/null 2>&1 || true
+# Debian starts these as system services on install; the tests run their own, in temp dirs.
+for service in apache2 krb5-kdc krb5-admin-server samba-ad-dc smbd nmbd winbind; do
+  $SUDO service "$service" stop >/dev/null 2>&1 || true
+done
 echo "system packages: installed ${missing[*]}"
