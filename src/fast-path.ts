@@ -13,8 +13,11 @@ export const COMMAND_NAMES: Readonly<Record<string, string>> = {
   'get-secret': 'getsecret',
   revokesecret: 'revokesecret',
   'revoke-secret': 'revokesecret',
+  setsecret: 'setsecret',
+  'set-secret': 'setsecret',
   doctor: 'doctor',
   completion: 'completion',
+  help: 'root',
 };
 
 /** Which text argv asks for, if it asks for nothing but help or the version. */
@@ -28,10 +31,18 @@ export function helpKey(argv: readonly string[]): string | undefined {
   return undefined;
 }
 
-/** The text to print for argv, or undefined when commander must run (or help.json is absent). */
-export function fastOutput(argv: readonly string[], helpFile: string): string | undefined {
+/** The width the texts were rendered at (program.ts HELP_WIDTH). */
+const RENDERED_WIDTH = 80;
+
+/**
+ * The text to print for argv, or undefined when commander must run: help.json is absent, or the
+ * terminal is narrower than the texts (the terminal would break lines mid-word; commander wraps
+ * to its width).
+ */
+export function fastOutput(argv: readonly string[], helpFile: string, columns?: number): string | undefined {
   const key = helpKey(argv);
   if (key === undefined) return undefined;
+  if (key !== 'version' && columns !== undefined && columns < RENDERED_WIDTH) return undefined;
   let texts: HelpTexts;
   try {
     texts = JSON.parse(readFileSync(helpFile, 'utf8')) as HelpTexts;

@@ -2,7 +2,7 @@
 import { homedir } from 'node:os';
 import { ExitCode, Ozs3Error, sanitizeText } from './errors.js';
 import { createProcessIO, decideColor, type IO } from './io.js';
-import type { Deps } from './deps.js';
+import { processInterrupts, type Deps } from './deps.js';
 import type { HelpTexts } from './fast-path.js';
 
 /** What the build stores in dist/help.json. */
@@ -21,6 +21,11 @@ function captureHelp(cmd: import('commander').Command): string {
   return text;
 }
 
+/** The terminal's width when stdout is one (help is wrapped to it), else undefined (the fixed width). */
+function terminalColumns(io: IO): number | undefined {
+  return io.stdoutIsTTY && process.stdout.columns > 0 ? process.stdout.columns : undefined;
+}
+
 export async function main(argv: string[], overrides: Partial<Deps> = {}): Promise<number> {
   const { buildProgram } = await import('./program.js');
   const { CommanderError } = await import('commander');
@@ -32,34 +37,42 @@ export async function main(argv: string[], overrides: Partial<Deps> = {}): Promi
 
   let exitCode: number = ExitCode.ok;
   let usageHint = 'ozs3 --help';
+  const deps: Deps = {
+    io,
+    env,
+    cwd: overrides.cwd ?? process.cwd(),
+    homedir: overrides.homedir ?? homedir(),
+    onInterrupt: overrides.onInterrupt ?? processInterrupts,
+    openService: overrides.openService,
+    dispatcher: overrides.dispatcher,
+  };
   const program = buildProgram({
-    deps: () => ({
-      io,
-      env,
-      cwd: overrides.cwd ?? process.cwd(),
-      homedir: overrides.homedir ?? homedir(),
-      dispatcher: overrides.dispatcher,
-    }),
+    deps: () => deps,
     setExitCode: (code) => {
       exitCode = code;
     },
+    helpWidth: overrides.io ? undefined : terminalColumns(io),
   });
   program.exitOverride();
-  program.configureOutput({
-    writeOut: (text) => io.out(text),
-    writeErr: (text) => io.err(text),
+  const output = {
+    writeOut: (text: string) => io.out(text),
+    writeErr: (text: string) => io.err(text),
     // Commander's own usage errors, reworded into our one-line shape (hint printed below).
-    outputError: (text, write) => write(`ozs3: ${text.replace(/^error: /, '').trimEnd()}\n`),
-  });
+    outputError: (text: string, write: (s: string) => void) =>
+      write(`ozs3: ${text.replace(/^error: /, '').trimEnd()}\n`),
+  };
+  program.configureOutput(output);
   for (const cmd of program.commands) {
     cmd.exitOverride();
-    cmd.configureOutput(program.configureOutput());
-    cmd.hook('preAction', () => {
-      usageHint = `ozs3 ${cmd.name()} --help`;
-    });
+    cmd.configureOutput(output);
+    if (cmd.name() !== 'help') {
+      cmd.hook('preAction', () => {
+        usageHint = `ozs3 ${cmd.name()} --help`;
+      });
+    }
   }
   const sub = program.commands.find((c) => argv.includes(c.name()) || c.aliases().some((a) => argv.includes(a)));
-  if (sub) usageHint = `ozs3 ${sub.name()} --help`;
+  if (sub && sub.name() !== 'help') usageHint = `ozs3 ${sub.name()} --help`;
 
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -68,9 +81,7 @@ export async function main(argv: string[], overrides: Partial<Deps> = {}): Promi
     if (error instanceof CommanderError) {
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return ExitCode.ok;
       // Bare `ozs3` prints help to stderr: a usage error.
-      if (error.code !== 'commander.help' && error.code !== 'commander.executeSubCommandAsync') {
-        await printHint(io, `see '${usageHint}'`);
-      }
+      if (error.code !== 'commander.help') await printHint(io, `see '${usageHint}'`);
       return ExitCode.usage;
     }
     return reportError(error, io, verbose, usageHint);

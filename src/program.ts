@@ -1,26 +1,41 @@
 /**
- * Commander wiring: the root, the shared options, the commands. Actions only hand off to
- * lazily imported `runX(opts, deps)` functions, so `--help` loads neither Kerberos nor undici.
+ * Commander wiring: the root, the shared options, the commands. Actions only hand off to lazily
+ * imported `runX(opts, deps)` functions, so `--help` loads neither Kerberos nor the HTTP stack.
+ * Options are read into typed objects here (options.ts), at the one flags → options boundary.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Deps } from './deps.js';
+import { readDoctorOptions, readGetSecretOptions, readRevokeSecretOptions, readSetSecretOptions } from './options.js';
 
 export const VERSION = '0.1.0';
 
-function positiveNumber(value: string): number {
+/** The width help is pre-rendered at (dist/help.json); narrower terminals get it rendered live. */
+export const HELP_WIDTH = 80;
+
+function seconds(value: string): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0 || n > 3600)
-    throw new InvalidArgumentError('expected a number of seconds between 0 and 3600.');
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 3600) {
+    throw new InvalidArgumentError('expected a number of seconds, more than 0 and at most 3600.');
+  }
   return n;
 }
 
 function integerIn(min: number, max: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || n < min || n > max)
+    if (!/^\d+$/.test(value.trim()) || n < min || n > max) {
       throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}.`);
+    }
     return n;
   };
+}
+
+/** The AWS CLI's own rule for profile names (docs/aws-files.md). */
+function profileName(value: string): string {
+  if (!/^[A-Za-z0-9_.@+-]+$/.test(value)) {
+    throw new InvalidArgumentError('a profile name holds only letters, digits and _ . @ + -');
+  }
+  return value;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -31,38 +46,53 @@ function collect(value: string, previous: string[] | undefined): string[] {
 function addSharedOptions(cmd: Command): Command {
   return cmd
     .option('--endpoint <url>', 'S3 Gateway secret endpoint, e.g. https://s3g.example.com:19879 (env OZS3_ENDPOINT)')
+    .option('--om <host[:port]>', 'talk to this OzoneManager over Hadoop RPC instead (default port 9862)')
+    .option('--om-service-id <id>', 'an OzoneManager HA service from ozone-site.xml ($OZONE_CONF_DIR)')
     .option('--cluster <name>', 'a named preset from the ozs3 config file (env OZS3_CLUSTER)')
-    .option('--spn <principal>', 'service principal, HTTP@host or HTTP/host@REALM (default HTTP@<endpoint host>)')
+    .option('--spn <principal>', 'service principal, HTTP/host@REALM (REST) or om/host@REALM (OM)')
     .option('--keytab <file>', 'log in from this keytab, in a private in-memory cache (env KRB5_CLIENT_KTNAME)')
     .option('--principal <name>', 'the client principal to use (with --keytab: which key to log in as)')
     .option('--cacert <file>', 'extra trusted CA certificates, PEM (env NODE_EXTRA_CA_CERTS)')
     .option('--insecure', 'do not verify the TLS certificate (warns)')
-    .addOption(
-      new Option('--timeout <seconds>', 'deadline per request, body included (default 30)').argParser(positiveNumber),
-    )
+    .addOption(new Option('--timeout <seconds>', 'deadline per request, body included (default 30)').argParser(seconds))
     .addOption(
       new Option('--retries <n>', 'retries on connection failure and 502/503/504 (default 2)').argParser(
         integerIn(0, 10),
       ),
     )
+    .option('--no-mutual-auth', 'accept a gateway answer without a mutual-authentication token (unsafe)')
     .option('-v, --verbose', 'trace HTTP and Kerberos steps to stderr (secrets redacted)')
     .option('--no-color', 'no colour in messages (env NO_COLOR)');
+}
+
+function addUserOptions(cmd: Command, many: boolean): Command {
+  cmd.option('-u, --user <name>', `whose secret (S3 admins only${many ? '; repeatable' : ''})`, collect);
+  if (many) cmd.option('--users-file <file>', 'users one per line, # comments; - for stdin');
+  return cmd;
+}
+
+function addAwsOptions(cmd: Command, what: string): Command {
+  return cmd
+    .option('--write-aws', what)
+    .addOption(new Option('--profile <name>', 'AWS profile (default "default")').argParser(profileName));
 }
 
 export interface ProgramHooks {
   deps: () => Deps;
   setExitCode: (code: number) => void;
+  /** Help width: HELP_WIDTH when pre-rendering; the terminal's width when rendering live. */
+  helpWidth?: number | undefined;
 }
 
 export function buildProgram(hooks: ProgramHooks): Command {
+  const helpWidth = hooks.helpWidth ?? HELP_WIDTH;
   const program = new Command('ozs3')
     .description('Get and revoke Apache Ozone S3 secrets with your Kerberos login.')
     .version(VERSION, '--version', 'print the version')
     .helpOption('-h, --help', 'show help')
-    .addHelpCommand('help [command]', 'show help for a command')
+    .helpCommand(false)
     .showSuggestionAfterError(true)
-    // Fixed width, so the help pre-rendered at build time is what commander would print.
-    .configureHelp({ helpWidth: 80 });
+    .configureHelp({ helpWidth });
   addSharedOptions(program);
   program.addHelpText(
     'after',
@@ -70,29 +100,30 @@ export function buildProgram(hooks: ProgramHooks): Command {
 Examples:
   kinit alice@EXAMPLE.COM
   ozs3 getsecret --endpoint https://s3g.example.com:19879
+  ozs3 getsecret --om om.example.com              # any user, Ozone 2.x: the OzoneManager
   ozs3 getsecret --write-aws --profile ozone --s3-endpoint https://s3g.example.com:9879
   eval "$(ozs3 getsecret -e)"
   ozs3 revokesecret -u bob --yes
 
-Exit status: 0 done, 1 bug, 2 usage/not confirmed, 3 Kerberos, 4 forbidden, 5 not found,
-6 already exists, 7 network, 8 unexpected response, 9 local files.`,
+Exit status: 0 done, 1 bug, 2 usage/not confirmed, 3 Kerberos, 4 forbidden,
+5 not found, 6 already exists, 7 network, 8 unexpected response, 9 local files
+or stdout, 129/130/143 interrupted (SIGHUP/SIGINT/SIGTERM).`,
   );
 
-  const run = (load: () => Promise<(opts: never, deps: Deps) => Promise<number>>) =>
+  const hand = <T>(read: (cmd: Command) => T, load: () => Promise<(opts: T, deps: Deps) => Promise<number>>) =>
     async function (this: Command) {
+      const opts = read(this);
       const runCommand = await load();
-      hooks.setExitCode(await runCommand(this.optsWithGlobals() as never, hooks.deps()));
+      hooks.setExitCode(await runCommand(opts, hooks.deps()));
     };
 
   const getsecret = new Command('getsecret')
     .alias('get-secret')
-    .description('get an S3 secret (yours, or with -u another user’s as an S3 admin)')
-    .option('-u, --user <name>', 'whose secret (S3 admins only; repeatable)', collect)
-    .option('--users-file <file>', 'users one per line, # comments; - for stdin')
+    .description('get an S3 secret (yours, or with -u another user’s as an S3 admin)');
+  addUserOptions(getsecret, true)
     .option('-e, --export', 'print export lines for eval')
-    .option('--json', 'print JSON (NDJSON with several users)')
-    .option('--write-aws', 'write the key pair into ~/.aws/credentials and ~/.aws/config (prints no secret)')
-    .option('--profile <name>', 'AWS profile to write (default "default")')
+    .option('--json', 'print JSON (NDJSON with several users)');
+  addAwsOptions(getsecret, 'write the key pair into ~/.aws/credentials and ~/.aws/config (prints no secret)')
     .option('--region <region>', 'region for the profile (default us-west-1 when it has none)')
     .option('--s3-endpoint <url>', 'S3 endpoint_url for the profile, e.g. https://s3g.example.com:9879')
     .addOption(
@@ -105,7 +136,7 @@ Exit status: 0 done, 1 bug, 2 usage/not confirmed, 3 Kerberos, 4 forbidden, 5 no
     .addOption(
       new Option('--concurrency <n>', 'parallel requests with several users (default 4)').argParser(integerIn(1, 64)),
     )
-    .action(run(async () => (await import('./commands/getsecret.js')).runGetSecret as never));
+    .action(hand(readGetSecretOptions, async () => (await import('./commands/getsecret.js')).runGetSecret));
   addSharedOptions(getsecret).addHelpText(
     'after',
     `
@@ -120,16 +151,13 @@ Examples:
 
   const revokesecret = new Command('revokesecret')
     .alias('revoke-secret')
-    .description('revoke an S3 secret (yours, or with -u another user’s as an S3 admin)')
-    .option('-u, --user <name>', 'whose secret (S3 admins only; repeatable)', collect)
-    .option('--users-file <file>', 'users one per line, # comments; - for stdin')
-    .option('-y, --yes', 'do not ask for confirmation (required without a terminal)')
-    .option('--write-aws', 'also remove the revoked key pair from the AWS profile')
-    .option('--profile <name>', 'AWS profile to clean (default "default")')
+    .description('revoke an S3 secret (yours, or with -u another user’s as an S3 admin)');
+  addUserOptions(revokesecret, true).option('-y, --yes', 'do not ask for confirmation (required without a terminal)');
+  addAwsOptions(revokesecret, 'also remove the revoked key pair from the AWS profile')
     .addOption(
       new Option('--concurrency <n>', 'parallel requests with several users (default 4)').argParser(integerIn(1, 64)),
     )
-    .action(run(async () => (await import('./commands/revokesecret.js')).runRevokeSecret as never));
+    .action(hand(readRevokeSecretOptions, async () => (await import('./commands/revokesecret.js')).runRevokeSecret));
   addSharedOptions(revokesecret).addHelpText(
     'after',
     `
@@ -139,37 +167,64 @@ Examples:
   ozs3 revokesecret --yes --write-aws --profile ozone`,
   );
 
+  const setsecret = new Command('setsecret')
+    .alias('set-secret')
+    .description('set an S3 secret of your choice (OzoneManager RPC only; a secret must exist)');
+  addUserOptions(setsecret, false)
+    .option('-s, --secret <secret>', 'the new secret, at least 8 characters (visible to other users in ps)')
+    .option('--secret-file <file>', 'read the new secret from a file, or - for stdin (first line)')
+    .option('-e, --export', 'print export lines for eval')
+    .option('--json', 'print JSON');
+  addAwsOptions(setsecret, 'write the key pair into ~/.aws/credentials and ~/.aws/config (prints no secret)')
+    .option('--region <region>', 'region for the profile (default us-west-1 when it has none)')
+    .option('--s3-endpoint <url>', 'S3 endpoint_url for the profile, e.g. https://s3g.example.com:9879')
+    .action(hand(readSetSecretOptions, async () => (await import('./commands/setsecret.js')).runSetSecret));
+  addSharedOptions(setsecret).addHelpText(
+    'after',
+    `
+Ozone sets a secret only where one exists (get one first) and wants at least
+8 characters. Only the OzoneManager RPC can set one: name it with --om or
+--om-service-id, or let ozone-site.xml ($OZONE_CONF_DIR) name it.
+
+Examples:
+  ozs3 setsecret --om om.example.com --secret-file ~/new-secret
+  printf '%s' "$NEW" | ozs3 setsecret --om-service-id prod --secret-file -
+  ozs3 setsecret -u bob -s 'a-long-secret' --om om.example.com   # S3 admin`,
+  );
+
   const doctor = new Command('doctor')
     .description('diagnose Kerberos, DNS, TLS and endpoint problems, one line per check with a fix')
     .option('--json', 'print the report as one JSON object')
-    .action(run(async () => (await import('./commands/doctor.js')).runDoctor as never));
+    .action(hand(readDoctorOptions, async () => (await import('./commands/doctor.js')).runDoctor));
   addSharedOptions(doctor).addHelpText(
     'after',
     `
-Checks, in order: endpoint, ticket (or keytab), krb5.conf, service principal,
-dns, tcp, tls, clock, gateway, spnego, aws files. Each line starts with
-ok, warn, fail or skip, then what was found; warn and fail add a "fix:" line.
-The report is the command's output: it goes to stdout (--json: one JSON object
-with "checks":[{"name","status","detail","fix"}] and "ok"). Nothing is created
-or revoked. Each check gives up after --timeout seconds (default 5 here).
+First the plan: every setting a command would use and where it came from.
+Then the checks, in order. REST: ticket (or keytab), krb5.conf, service
+principal, dns, tcp, tls, clock, gateway, spnego, aws files. OM RPC: ticket
+(or keytab), krb5.conf, om principal, then for each OM: dns, tcp, sasl;
+aws files. Each line starts with ok, warn, fail or skip, then what was found;
+warn and fail add a "fix:" line. The report is the command's output: it goes
+to stdout (--json: one JSON object with "plan", "checks" and "ok"). Nothing
+is created or revoked. Each check gives up after --timeout seconds (default 5).
 
 Exit status: 0 when no check failed (warnings allowed), else that of the first
-failed check: 2 endpoint setting, 3 Kerberos or clock skew, 7 DNS/TCP/TLS,
-8 not an Ozone secret endpoint or disabled, 9 AWS files or --cacert.
+failed check: 2 settings, 3 Kerberos or clock skew, 7 DNS/TCP/TLS, 8 not an
+Ozone secret endpoint (or not Hadoop RPC) or disabled, 9 AWS files or --cacert.
 
 Examples:
   ozs3 doctor --endpoint https://s3g.example.com:19879
+  ozs3 doctor --om-service-id prod
   ozs3 doctor --cluster prod --json | jq '.checks[] | select(.status != "ok")'
-  ozs3 doctor --keytab svc.keytab --principal svc@EXAMPLE.COM
-  ozs3 doctor --cacert ca.pem --timeout 10`,
+  ozs3 doctor --keytab svc.keytab --principal svc@EXAMPLE.COM`,
   );
 
   const completion = new Command('completion')
     .description('print a shell completion script: bash or zsh')
-    .argument('[shell]', 'bash or zsh')
-    .action(async function (this: Command, shell: string | undefined) {
+    .argument('<shell>', 'bash or zsh')
+    .action(async (shell: string) => {
       const { runCompletion } = await import('./commands/completion.js');
-      hooks.setExitCode(await runCompletion({ shell }, hooks.deps()));
+      hooks.setExitCode(await runCompletion({ shell, program }, hooks.deps()));
     })
     .addHelpText(
       'after',
@@ -180,7 +235,57 @@ Examples:
   source <(ozs3 completion bash)                   # this shell only`,
     );
 
-  for (const cmd of [getsecret, revokesecret, doctor, completion])
-    program.addCommand(cmd.configureHelp({ helpWidth: 80 }));
+  const help = new Command('help')
+    .description('show help for a command')
+    .argument('[command]', 'a command')
+    .action((name: string | undefined) => {
+      const target = findCommand(program, name);
+      if (target === undefined) {
+        const known = program.commands.flatMap((c) => [c.name(), ...c.aliases()]);
+        const near = suggest(name!, known);
+        program.error(`unknown command '${name}'${near ? ` (did you mean ${near}?)` : ''}`, {
+          code: 'ozs3.unknownHelpTopic',
+          exitCode: 2,
+        });
+      }
+      target!.outputHelp();
+    });
+
+  for (const cmd of [getsecret, revokesecret, setsecret, doctor, completion, help]) {
+    cmd.helpOption('-h, --help', 'show help').configureHelp({ helpWidth });
+    program.addCommand(cmd);
+  }
   return program;
+}
+
+/** `help`, `help help` → the root; `help CMD` → CMD (aliases too); undefined for an unknown name. */
+function findCommand(program: Command, name: string | undefined): Command | undefined {
+  if (name === undefined || name === 'help') return program;
+  return program.commands.find((c) => c.name() === name || c.aliases().includes(name));
+}
+
+/** The closest known name within two edits, as commander suggests for unknown commands. */
+export function suggest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of candidates) {
+    const d = editDistance(word, candidate);
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return best;
+}
+
+/** Damerau–Levenshtein (optimal string alignment): a swap of two letters is one edit. */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
 }

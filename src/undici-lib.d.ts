@@ -11,9 +11,9 @@ declare module 'undici/lib/api/api-request.js' {
   const request: unknown;
   export default request;
 }
-declare module 'undici/lib/dispatcher/env-http-proxy-agent.js' {
-  const EnvHttpProxyAgent: unknown;
-  export default EnvHttpProxyAgent;
+declare module 'undici/lib/dispatcher/proxy-agent.js' {
+  const ProxyAgent: unknown;
+  export default ProxyAgent;
 }
 declare module 'undici/lib/api/api-connect.js' {
   const connect: unknown;

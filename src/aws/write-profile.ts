@@ -121,6 +121,51 @@ export async function checkAwsProfileWritable(opts: CheckAwsProfileOptions): Pro
 }
 
 /**
+ * Before a revoke with --write-aws: the access key id the profile holds, checked the way
+ * `removeAwsKeys` will need it (the file exists and reads unambiguously, the profile holds a key,
+ * the directory is writable). Throws LocalFileError (exit 9) otherwise, so nothing is revoked that
+ * the profile could not then be cleaned of.
+ */
+export async function inspectAwsKeys(opts: Omit<RemoveAwsKeysOptions, 'accessKey'>): Promise<string> {
+  const edit: ProfileEdit = { remove: ['aws_access_key_id', 'aws_secret_access_key', 'aws_session_token'] };
+  checkProfileEdit('credentials', opts.profile, edit);
+  const target = await resolveTarget(opts.paths.credentials);
+  const credentials = await readAwsFile('credentials', target);
+  if (credentials.stat === undefined) {
+    throw new LocalFileError(
+      'AWS_PROFILE_MISSING',
+      `${opts.paths.credentials} does not exist: profile '${opts.profile}' holds no key to remove`,
+      {
+        hint: 'check --profile and AWS_SHARED_CREDENTIALS_FILE, or leave out --write-aws',
+      },
+    );
+  }
+  const current = readProfile(credentials.text, 'credentials', opts.profile, { source: credentials.path });
+  if (current === undefined) {
+    throw new LocalFileError(
+      'AWS_PROFILE_MISSING',
+      `there is no profile '${opts.profile}' in ${opts.paths.credentials}`,
+      {
+        hint: 'check --profile, or leave out --write-aws',
+      },
+    );
+  }
+  const key = current.aws_access_key_id;
+  if (!key) {
+    throw new LocalFileError(
+      'AWS_PROFILE_NO_KEY',
+      `profile '${opts.profile}' in ${opts.paths.credentials} holds no aws_access_key_id`,
+      {
+        hint: 'check --profile, or leave out --write-aws',
+      },
+    );
+  }
+  editProfile(credentials.text, 'credentials', opts.profile, edit, { source: credentials.path });
+  await checkDirectoryWritable(credentials.path);
+  return key;
+}
+
+/**
  * Remove the key pair (and any session token) from credentials `[profile]`, only when that profile
  * holds `accessKey`. The section header stays.
  */

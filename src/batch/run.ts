@@ -15,6 +15,8 @@ export interface UserResult {
   user: string | undefined;
   /** A secret the server created (or set): lost unless delivered. */
   secret?: S3Secret | undefined;
+  /** The user chose this secret (setsecret): not lost when not printed. */
+  known?: boolean | undefined;
   /** --if-exists rotate revoked the old secret before this one was made. */
   rotated?: boolean | undefined;
   skipped?: boolean | undefined;
@@ -138,7 +140,7 @@ export async function runBatch(spec: BatchSpec, deps: Deps): Promise<BatchOutcom
     for (let i = printed; i < total && !outputError; i++) if (results[i] && !delivered[i]) await deliverOne(i);
   }
 
-  const lost = results.filter((r, i): r is UserResult => Boolean(r?.secret) && !delivered[i]);
+  const lost = results.filter((r, i): r is UserResult => Boolean(r?.secret) && !r?.known && !delivered[i]);
   for (const result of lost) {
     const why = outputError ? `stdout failed: ${outputError.errno}` : `interrupted by ${signal}`;
     const rotated = result.rotated ? ' (the old one was revoked)' : '';
@@ -148,17 +150,18 @@ export async function runBatch(spec: BatchSpec, deps: Deps): Promise<BatchOutcom
   }
   for (const index of inFlight) {
     const user = users[index];
-    const effect =
-      spec.effect === 'revoke'
-        ? 'the secret may have been revoked'
-        : `the server may have ${spec.effect === 'set' ? 'set' : 'created'} a secret that is now lost`;
+    const effect = {
+      create: 'the server may have created a secret that is now lost',
+      revoke: 'the secret may have been revoked',
+      set: 'the secret may have been set to the one you gave',
+    }[spec.effect];
     deps.io.err(
-      `ozs3: ${who(user)}: stopped while the request was in flight: ${effect}. If so: ${spec.recovery(user)}\n`,
+      `ozs3: ${who(user)}: stopped while the request was in flight: ${effect}. To be sure: ${spec.recovery(user)}\n`,
     );
   }
 
   const notStarted = total - next;
-  const done = results.filter((r, i) => r && !r.error && (delivered[i] || !r.secret)).length;
+  const done = results.filter((r, i) => r && !r.error && (delivered[i] || !r.secret || r.known)).length;
   const failed = results.filter((r) => r?.error).length;
   if (signal || outputError || total > 1) {
     const parts = [`${done} done`];

@@ -5,6 +5,8 @@ import type { Deps } from '../deps.js';
 
 export interface CompletionOptions {
   shell?: string | undefined;
+  /** The program whose commands and options are completed (commander hands it to the action). */
+  program: Command;
 }
 
 interface CommandSpec {
@@ -171,8 +173,7 @@ export async function runCompletion(opts: CompletionOptions, deps: Deps): Promis
       hint: 'ozs3 completion bash > ~/.local/share/bash-completion/completions/ozs3',
     });
   }
-  const { buildProgram } = await import('../program.js');
-  const specs = describeCommands(buildProgram({ deps: () => deps, setExitCode: () => {} }));
+  const specs = describeCommands(opts.program);
   deps.io.out(shell === 'bash' ? bashScript(specs) : zshScript(specs));
   return 0;
 }

@@ -1,13 +1,17 @@
-/** `ozs3 revokesecret`: DELETE /secret[/{user}], after confirmation. */
-import { Ozs3Error, UsageError, sanitizeText } from '../errors.js';
+/** `ozs3 revokesecret`: revoke S3 secrets, after confirmation. */
+import { LocalFileError, UsageError, sanitizeText } from '../errors.js';
 import type { Deps } from '../deps.js';
-import type { SecretOutcome } from '../format/secret.js';
-import { applySettings, openSecretClient, type ConnectionOptions } from './connect.js';
-import { mapConcurrent, resolveUsers } from './users.js';
-import { createProgress, firstFailureCode, reportFailure } from './batch.js';
+import { PromptAbortedError } from '../io.js';
+import { loadPlan } from '../plan/load.js';
+import type { ConnectionFlags, ConnectionPlan } from '../plan/plan.js';
+import { openSecretService } from '../service/open.js';
+import { resolveUsers } from '../batch/users.js';
+import { runBatch } from '../batch/run.js';
 import { DEFAULT_CONCURRENCY } from './getsecret.js';
+import { callerPrincipal } from '../auth/caller.js';
+import { shellQuote } from '../format/secret.js';
 
-export interface RevokeSecretOptions extends ConnectionOptions {
+export interface RevokeSecretOptions extends ConnectionFlags {
   user?: string[] | undefined;
   usersFile?: string | undefined;
   yes?: boolean | undefined;
@@ -28,66 +32,105 @@ async function confirm(users: string[], deps: Deps): Promise<void> {
       hint: 'pass -y/--yes to revoke without asking',
     });
   }
-  const answer = await deps.io.prompt(`Revoke the S3 secret for ${sanitizeText(what)}? [y/N] `);
+  let answer: string;
+  try {
+    answer = await deps.io.prompt(`Revoke the S3 secret for ${sanitizeText(what)}? [y/N] `);
+  } catch (error) {
+    if (!(error instanceof PromptAbortedError)) throw error;
+    // The prompt line is left open: end it before the message.
+    deps.io.err('\n');
+    throw new UsageError(`not revoked: no answer (${error.how})`, {}, 'NOT_CONFIRMED');
+  }
   if (!/^\s*y(es)?\s*$/i.test(answer)) throw new UsageError('not revoked: not confirmed', {}, 'NOT_CONFIRMED');
 }
 
-export async function runRevokeSecret(flags: RevokeSecretOptions, deps: Deps): Promise<number> {
-  if (flags.profile !== undefined && !flags.writeAws) throw new UsageError('--profile only goes with --write-aws');
-  const opts = await applySettings(flags, deps);
-  const users = await resolveUsers(opts.user, opts.usersFile, deps);
-  if (opts.writeAws && users.length > 1) throw new UsageError('--write-aws edits one profile: name at most one user');
-  if (!opts.yes) await confirm(users, deps);
-
-  const client = await openSecretClient(
-    opts,
-    deps,
-    Math.max(1, Math.min(opts.concurrency ?? DEFAULT_CONCURRENCY, users.length)),
-  );
-  try {
-    if (users.length <= 1) {
-      const user = users[0];
-      await client.revokeSecret(user);
-      deps.io.err(`ozs3: revoked the S3 secret of ${user === undefined ? 'your user' : sanitizeText(user)}\n`);
-      if (opts.writeAws) await removeFromProfile(opts, deps, user ?? client.authenticatedPrincipal);
-      return 0;
-    }
-    const progress = createProgress(deps, users.length);
-    const outcomes = await mapConcurrent(
-      users,
-      opts.concurrency ?? DEFAULT_CONCURRENCY,
-      async (user): Promise<SecretOutcome> => {
-        try {
-          await client.revokeSecret(user);
-          return { user };
-        } catch (error) {
-          if (!(error instanceof Ozs3Error)) throw error;
-          return { user, error };
-        } finally {
-          progress.tick();
-        }
+/**
+ * --write-aws: the profile must hold the key about to be revoked, and be editable — checked before
+ * the DELETE, so a wrong --profile or an unreadable file never leaves a dead key behind.
+ */
+async function checkProfileHoldsKey(
+  opts: RevokeSecretOptions,
+  plan: ConnectionPlan,
+  user: string | undefined,
+  deps: Deps,
+): Promise<{ profile: string; accessKey: string }> {
+  const { resolveAwsPaths, inspectAwsKeys } = await import('../aws/write-profile.js');
+  const profile = opts.profile ?? 'default';
+  const paths = resolveAwsPaths(deps.env, deps.homedir);
+  const held = await inspectAwsKeys({ profile, paths });
+  const accessKey = user ?? (await callerPrincipal(plan.credentials, deps.env));
+  if (accessKey === undefined) {
+    throw new LocalFileError(
+      'AWS_PROFILE_UNCHECKED',
+      `cannot tell which principal you are, so not whether profile '${profile}' holds your key; nothing revoked`,
+      {
+        hint: 'name yourself with -u PRINCIPAL (as in the profile), or leave out --write-aws',
       },
     );
-    progress.done();
-    for (const outcome of outcomes) {
-      if (outcome.error) reportFailure(deps, outcome.user, outcome.error);
-      else deps.io.err(`ozs3: revoked the S3 secret of ${sanitizeText(outcome.user ?? '')}\n`);
+  }
+  if (held !== accessKey) {
+    throw new LocalFileError(
+      'AWS_PROFILE_OTHER_KEY',
+      `profile '${profile}' in ${paths.credentials} holds the key of ${sanitizeText(held)}, not of ${sanitizeText(accessKey)}; nothing revoked`,
+      { hint: 'check --profile (and -u), or leave out --write-aws to revoke without touching the profile' },
+    );
+  }
+  return { profile, accessKey };
+}
+
+export async function runRevokeSecret(opts: RevokeSecretOptions, deps: Deps): Promise<number> {
+  if (opts.profile !== undefined && !opts.writeAws) throw new UsageError('--profile only goes with --write-aws');
+  const plan = await loadPlan(opts, deps);
+  const users = await resolveUsers(opts.user, opts.usersFile, deps);
+  const batch = users.length > 1;
+  if (opts.writeAws && batch) throw new UsageError('--write-aws edits one profile: name at most one user');
+  const profileKey = opts.writeAws ? await checkProfileHoldsKey(opts, plan, users[0], deps) : undefined;
+  if (!opts.yes) await confirm(users, deps);
+
+  const concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
+  const service = await openSecretService(plan, deps, {
+    connections: Math.max(1, Math.min(concurrency, users.length)),
+  });
+  try {
+    const outcome = await runBatch(
+      {
+        users: batch ? users : [users[0]],
+        concurrency,
+        ordered: false,
+        effect: 'revoke',
+        showProgress: batch,
+        async work(user) {
+          await service.revokeSecret(user);
+          return { user, revoked: true };
+        },
+        // Each line as it happens: an interrupted batch leaves a record of what was revoked.
+        deliver(result) {
+          if (result.revoked) {
+            deps.io.err(
+              `ozs3: revoked the S3 secret of ${result.user === undefined ? 'your user' : sanitizeText(result.user)}\n`,
+            );
+          }
+        },
+        recovery: (user) =>
+          `ozs3 revokesecret${user === undefined ? '' : ` -u ${shellQuote(user)}`} --yes (S3_SECRET_NOT_FOUND means it was revoked)`,
+      },
+      deps,
+    );
+    const single = outcome.results[0];
+    if (!batch && single?.error && outcome.exitCode === single.error.exitCode) throw single.error;
+    if (profileKey && single?.revoked) {
+      // The server confirmed who we are: trust that over the ticket cache's name.
+      const revokedKey = users[0] ?? service.authenticatedPrincipal ?? profileKey.accessKey;
+      await removeFromProfile(profileKey.profile, revokedKey, deps);
     }
-    return firstFailureCode(outcomes);
+    return outcome.exitCode;
   } finally {
-    await client.close();
+    await service.close();
   }
 }
 
 /** Remove the revoked key pair from the profile, only when the profile holds that very key. */
-async function removeFromProfile(opts: RevokeSecretOptions, deps: Deps, accessKey: string | undefined): Promise<void> {
-  const profile = opts.profile ?? 'default';
-  if (accessKey === undefined) {
-    deps.io.err(
-      `ozs3: profile '${profile}' left as is: the server did not confirm which principal you are (no mutual authentication token)\n`,
-    );
-    return;
-  }
+async function removeFromProfile(profile: string, accessKey: string, deps: Deps): Promise<void> {
   const { resolveAwsPaths, removeAwsKeys } = await import('../aws/write-profile.js');
   const paths = resolveAwsPaths(deps.env, deps.homedir);
   const result = await removeAwsKeys({ profile, accessKey, paths });

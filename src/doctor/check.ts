@@ -1,5 +1,4 @@
 /** What one doctor check reports, and the helpers every check shares. */
-import { execFile } from 'node:child_process';
 import type { ExitCodeValue } from '../errors.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
@@ -43,50 +42,6 @@ export async function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: ()
   } finally {
     clearTimeout(timer);
   }
-}
-
-export interface ToolResult {
-  /** False when the tool is not on PATH. */
-  found: boolean;
-  code: number;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
-
-/**
- * Runs a Kerberos tool (klist, kinit) with the given env, in the C locale so that its dates and
- * messages have one known shape. Killed after `timeoutMs`.
- */
-export function runTool(tool: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<ToolResult> {
-  return new Promise((resolve) => {
-    execFile(
-      tool,
-      args,
-      {
-        env: { ...env, LC_ALL: 'C', LANG: 'C' },
-        timeout: timeoutMs,
-        killSignal: 'SIGKILL',
-        maxBuffer: 1024 * 1024,
-        windowsHide: true,
-      },
-      (error, stdout, stderr) => {
-        const err = error as (NodeJS.ErrnoException & { killed?: boolean; code?: number | string }) | null;
-        if (err && err.code === 'ENOENT') {
-          resolve({ found: false, code: -1, stdout: '', stderr: '', timedOut: false });
-          return;
-        }
-        const timedOut = Boolean(err?.killed);
-        resolve({
-          found: true,
-          code: typeof err?.code === 'number' ? err.code : err ? -1 : 0,
-          stdout: String(stdout),
-          stderr: String(stderr),
-          timedOut,
-        });
-      },
-    ).stdin?.end();
-  });
 }
 
 /** "in 23h59m", "3 min ago" — for ticket and certificate lifetimes. */

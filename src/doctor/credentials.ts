@@ -8,18 +8,14 @@ import { isIP } from 'node:net';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { ExitCode, Ozs3Error, sanitizeText } from '../errors.js';
-import { describeRemaining, fail, formatLocalTime, ok, runTool, skip, warn, type CheckResult } from './check.js';
+import { describeRemaining, fail, formatLocalTime, ok, skip, warn, type CheckResult } from './check.js';
 import { hostRealm, realmOf, type Krb5Config } from './krb5-conf.js';
-import { spnRealm as spnRealmOf, type Negotiation } from '../auth/spnego.js';
-import { findTgt, keytabPrincipals, parseKeytabListing, parseKlist } from './klist.js';
+import type { Negotiation } from '../auth/spnego.js';
+import type { CredentialPlan, Sourced } from '../plan/plan.js';
+import { findTgt, keytabPrincipals, parseKeytabListing, parseKlist, runTool } from '../auth/klist.js';
 
 /** A ticket that runs out within this is worth a warning: a long batch could outlive it. */
 const EXPIRY_WARNING_MS = 10 * 60_000;
-
-export interface CredentialOptions {
-  keytab?: string | undefined;
-  principal?: string | undefined;
-}
 
 export interface CredentialContext {
   /** The environment as the user gave it (not changed by keytab login). */
@@ -43,18 +39,12 @@ export interface Credentials {
   cache?: string | undefined;
 }
 
-export function credentialMode(opts: CredentialOptions, env: NodeJS.ProcessEnv, cwd: string): Credentials {
-  // Same rule as openSecretClient: --keytab, else a non-empty KRB5_CLIENT_KTNAME.
-  const given = opts.keytab ?? (env.KRB5_CLIENT_KTNAME ? env.KRB5_CLIENT_KTNAME : undefined);
-  if (given === undefined) return { mode: 'ticket', principal: opts.principal, usable: true, klistMissing: false };
-  const name = /^[A-Z]+:/.test(given) ? given : `FILE:${resolve(cwd, given)}`;
-  return {
-    mode: 'keytab',
-    keytab: { name, given, from: opts.keytab !== undefined ? '--keytab' : 'KRB5_CLIENT_KTNAME' },
-    principal: opts.principal,
-    usable: true,
-    klistMissing: false,
-  };
+/** The credentials as the plan decided them (--keytab / KRB5_CLIENT_KTNAME, else the ticket cache). */
+export function credentialsFromPlan(plan: CredentialPlan): Credentials {
+  const base = { principal: plan.principal?.value, usable: true, klistMissing: false };
+  if (plan.mode === 'ticket') return { mode: 'ticket', ...base };
+  const keytab = { name: plan.keytabName!, given: plan.keytab!.value, from: plan.keytab!.from };
+  return { mode: 'keytab', keytab, ...base };
 }
 
 const KLIST_MISSING_FIX =
@@ -71,8 +61,23 @@ function kinitFix(principal: string | undefined): string {
   return `run kinit${principal ? ` ${principal}` : ''}, or log in with --keytab FILE --principal NAME`;
 }
 
+/** A check's verdict on the credentials, and what it learnt about them (a new object, never the input changed). */
+export interface CredentialOutcome {
+  result: CheckResult;
+  creds: Credentials;
+}
+
 /** Check 1, ticket-cache flavour: `klist` → cache, principal, TGT expiry. */
 export async function checkTicketCache(
+  given: Credentials,
+  ctx: CredentialContext,
+  config: Krb5Config | undefined,
+): Promise<CredentialOutcome> {
+  const creds = { ...given };
+  return { result: await ticketCacheLine(creds, ctx, config), creds };
+}
+
+async function ticketCacheLine(
   creds: Credentials,
   ctx: CredentialContext,
   config: Krb5Config | undefined,
@@ -173,7 +178,12 @@ export async function checkTicketCache(
 }
 
 /** Check 1, keytab flavour: readable, holds the principal, and kinit from it works. */
-export async function checkKeytab(creds: Credentials, ctx: CredentialContext): Promise<CheckResult> {
+export async function checkKeytab(given: Credentials, ctx: CredentialContext): Promise<CredentialOutcome> {
+  const creds = { ...given };
+  return { result: await keytabLine(creds, ctx), creds };
+}
+
+async function keytabLine(creds: Credentials, ctx: CredentialContext): Promise<CheckResult> {
   const name = 'keytab';
   const kt = creds.keytab!;
   const label = `${kt.given} (${kt.from})`;
@@ -293,7 +303,12 @@ function keytabLoginFix(reason: string): string {
 }
 
 /** With klist missing, the GSS outcome decides the ticket line. */
-export function ticketFromGss(creds: Credentials, gssError: Ozs3Error | undefined): CheckResult {
+export function ticketFromGss(given: Credentials, gssError: Ozs3Error | undefined): CredentialOutcome {
+  const creds = { ...given };
+  return { result: ticketFromGssLine(creds, gssError), creds };
+}
+
+function ticketFromGssLine(creds: Credentials, gssError: Ozs3Error | undefined): CheckResult {
   const cache = creds.cache ?? 'the default cache';
   if (!gssError) {
     return warn(
@@ -331,14 +346,14 @@ export interface ServiceTarget {
 
 export function describeServiceTarget(
   service: string,
-  spn: string | undefined,
+  pinned: Sourced<string> | undefined,
   config: Krb5Config | undefined,
   clientRealm: string | undefined,
 ): ServiceTarget {
   const at = service.lastIndexOf('@');
   const svc = service.slice(0, at);
   const host = service.slice(at + 1);
-  const spnRealm = spnRealmOf(spn);
+  const spnRealm = pinned?.value;
   const mapped = spnRealm ? { realm: spnRealm, entry: host } : config ? hostRealm(config, host) : undefined;
   const defaultRealm = config?.get('libdefaults', 'default_realm');
   const realm = mapped?.realm ?? clientRealm ?? defaultRealm;
@@ -346,8 +361,8 @@ export function describeServiceTarget(
   // for a name without a dot, the default realm.
   const dot = host.indexOf('.');
   const fallback = isIP(host) === 0 && dot > 0 ? host.slice(dot + 1).toUpperCase() : defaultRealm;
-  const realmVia = spnRealm
-    ? `--spn ${spn}`
+  const realmVia = pinned
+    ? `pinned by ${pinned.from}`
     : mapped
       ? `[domain_realm] ${mapped.entry} = ${mapped.realm}`
       : `no [domain_realm] entry: referral from ${clientRealm ?? 'your realm'}${fallback ? `, then realm ${fallback}` : ''}`;

@@ -12,7 +12,7 @@
 import type { Dispatcher } from 'undici';
 import { ExitCode, Ozs3Error, sanitizeText } from '../errors.js';
 import type { Negotiation } from '../auth/spnego.js';
-import { mapNetworkError } from '../ozone/client.js';
+import { mapNetworkError } from '../http/causes.js';
 import { fail, ok, warn, type CheckResult } from './check.js';
 import { PORT_HINT, endpointPort } from './network.js';
 

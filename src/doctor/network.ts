@@ -1,9 +1,12 @@
 /** Checks 4–5: DNS, TCP and TLS to the endpoint, each with its own deadline. */
 import { promises as dns } from 'node:dns';
-import { connect as netConnect, isIP } from 'node:net';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type DetailedPeerCertificate, type PeerCertificate } from 'node:tls';
 import { ExitCode, sanitizeText } from '../errors.js';
-import { mapNetworkError } from '../ozone/client.js';
+import { PROXY_HINT, mapNetworkError } from '../http/causes.js';
+import { PORT_HINT } from '../rest/answers.js';
+
+export { PORT_HINT };
 import { describeRemaining, fail, ok, warn, type CheckResult } from './check.js';
 
 /** A certificate that runs out within this is worth a warning. */
@@ -21,13 +24,28 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host.endsWith('.localhost') || /^127\./.test(host) || host === '::1';
 }
 
-export const PORT_HINT =
-  'Ozone 2.x serves /secret on the web admin port (19878 http / 19879 https: ozone.s3g.webadmin.http(s)-address); Ozone 1.4 on the S3 Gateway port (9878 / 9879)';
-
 /** Check 4: A/AAAA (as the connection will resolve it), and a CNAME, best effort. */
-export async function checkDns(url: URL, timeoutMs: number): Promise<{ result: CheckResult; resolved: boolean }> {
-  const name = 'dns';
-  const host = bareHost(url);
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/** What the DNS and TCP checks say about a host: its role and the fixes that name the right setting. */
+export interface HostRole {
+  /** e.g. 'the gateway', 'the proxy', 'the OM om1'. */
+  what: string;
+  /** Where the host name came from, for the fix (e.g. '--endpoint'). */
+  setting: string;
+  /** The fix when the port refuses connections. */
+  refusedFix: string;
+}
+
+export async function checkDns(
+  host: string,
+  timeoutMs: number,
+  role: HostRole,
+  name = 'dns',
+): Promise<{ result: CheckResult; resolved: boolean }> {
   if (isIP(host) !== 0) return { result: ok(name, `${host} is an IP address: nothing to resolve`), resolved: true };
   let addresses: string[];
   try {
@@ -40,7 +58,7 @@ export async function checkDns(url: URL, timeoutMs: number): Promise<{ result: C
           name,
           ExitCode.network,
           `cannot resolve ${host}: no such host (NXDOMAIN, ENOTFOUND)`,
-          "check the host name in --endpoint: the gateway's fully qualified name, no typo",
+          `check the host name in ${role.setting}: ${role.what}'s fully qualified name, no typo`,
         ),
         resolved: false,
       };
@@ -63,7 +81,7 @@ export async function checkDns(url: URL, timeoutMs: number): Promise<{ result: C
     return {
       result: ok(
         name,
-        `${host} → CNAME ${cname} → ${shown}; Hadoop does not canonicalize: the gateway's principal is HTTP/<the host in its own config>, which may be either name`,
+        `${host} → CNAME ${cname} → ${shown}; Hadoop does not canonicalize: the service principal names the host as ${role.what} has it in its own config, which may be either name`,
       ),
       resolved: true,
     };
@@ -93,15 +111,14 @@ async function lookupCname(host: string, timeoutMs: number): Promise<string | un
   }
 }
 
-/** Check 5a: a plain TCP connection to host:port. */
+/** A plain TCP connection to host:port. */
 export async function checkTcp(
-  url: URL,
+  target: Endpoint,
   timeoutMs: number,
-  proxy: string | undefined,
+  role: HostRole,
+  name = 'tcp',
 ): Promise<{ result: CheckResult; connected: boolean }> {
-  const name = 'tcp';
-  const host = bareHost(url);
-  const port = endpointPort(url);
+  const { host, port } = target;
   const started = performance.now();
   const outcome = await new Promise<{ address?: string; code?: string }>((resolve) => {
     const socket = netConnect({ host, port, timeout: timeoutMs });
@@ -120,57 +137,65 @@ export async function checkTcp(
     });
   });
   const ms = Math.round(performance.now() - started);
+  const shownTarget = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   if (outcome.address !== undefined) {
     const shown = outcome.address.includes(':') ? `[${outcome.address}]` : outcome.address;
-    return { result: ok(name, `connected to ${shown}:${port} in ${ms} ms`), connected: true };
+    return { result: ok(name, `connected to ${role.what} at ${shown}:${port} in ${ms} ms`), connected: true };
   }
-  const target = `${host}:${port}`;
-  let result: CheckResult;
+  const failed = (detail: string, fix: string) => ({
+    result: fail(name, ExitCode.network, detail, fix),
+    connected: false,
+  });
   switch (outcome.code) {
     case 'ECONNREFUSED':
-      result = fail(
-        name,
-        ExitCode.network,
-        `connection to ${target} refused: nothing listens there`,
-        `is the S3 Gateway running, and is ${port} its secret endpoint port? ${PORT_HINT}`,
-      );
-      break;
+      return failed(`connection to ${role.what} at ${shownTarget} refused: nothing listens there`, role.refusedFix);
     case 'TIMEOUT':
     case 'ETIMEDOUT':
-      result = fail(
-        name,
-        ExitCode.network,
-        `no answer from ${target} within ${timeoutMs / 1000} s`,
+      return failed(
+        `no answer from ${role.what} at ${shownTarget} within ${timeoutMs / 1000} s`,
         'a firewall may drop the packets or the host is down; raise --timeout on a slow network',
       );
-      break;
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
-      result = fail(
-        name,
-        ExitCode.network,
-        `${target} is unreachable (${outcome.code})`,
-        'check the network route to the gateway (VPN?)',
-      );
-      break;
+      return failed(`${shownTarget} is unreachable (${outcome.code})`, 'check the network route (VPN?)');
     default:
-      result = fail(
-        name,
-        ExitCode.network,
-        `cannot connect to ${target} (${outcome.code})`,
-        'check the host, the port and the network',
-      );
+      return failed(`cannot connect to ${shownTarget} (${outcome.code})`, 'check the host, the port and the network');
   }
-  if (proxy) {
-    // Requests go through the proxy: the direct path failing is not the whole story.
-    result = warn(
-      name,
-      `${result.detail}; requests go through the proxy ${proxy}`,
-      'see the gateway check below for the path through the proxy',
-    );
-    return { result, connected: true };
+}
+
+/**
+ * A CONNECT tunnel through an HTTP proxy to host:port, as undici's ProxyAgent opens it for the
+ * command: the TLS check then runs over it, so doctor sees the path the command takes.
+ */
+export async function openTunnel(proxyUrl: string, target: Endpoint, timeoutMs: number): Promise<Socket> {
+  const { request } = await import('node:http');
+  const proxy = new URL(proxyUrl);
+  const authority = `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
+  const headers: Record<string, string> = { host: authority };
+  if (proxy.username) {
+    const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+    headers['proxy-authorization'] = `Basic ${Buffer.from(credentials).toString('base64')}`;
   }
-  return { result, connected: false };
+  return new Promise<Socket>((resolve, reject) => {
+    const req = request({
+      host: proxy.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(proxy.port || 80),
+      method: 'CONNECT',
+      path: authority,
+      headers,
+      timeout: timeoutMs,
+    });
+    req.once('connect', (res, socket) => {
+      if (res.statusCode === 200) resolve(socket);
+      else {
+        socket.destroy();
+        reject(Object.assign(new Error(`Proxy response (${res.statusCode})`), { code: 'PROXY' }));
+      }
+    });
+    req.once('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TLS_TIMEOUT' })));
+    req.once('error', reject);
+    req.end();
+  });
 }
 
 function formatName(name: PeerCertificate['subject'] | undefined): string {
@@ -196,10 +221,23 @@ export async function checkTls(
   url: URL,
   tls: TlsSettings,
   timeoutMs: number,
+  proxyUrl?: string | undefined,
 ): Promise<{ result: CheckResult; trusted: boolean }> {
   const name = 'tls';
   const host = bareHost(url);
   const port = endpointPort(url);
+  let tunnel: Socket | undefined;
+  if (proxyUrl) {
+    try {
+      tunnel = await openTunnel(proxyUrl, { host, port }, timeoutMs);
+    } catch (error) {
+      const mapped = mapNetworkError(error, url, false, timeoutMs);
+      return {
+        result: fail(name, ExitCode.network, `through the proxy: ${mapped.message}`, mapped.hint ?? PROXY_HINT),
+        trusted: false,
+      };
+    }
+  }
   const outcome = await new Promise<{
     cert?: DetailedPeerCertificate;
     protocol?: string | null;
@@ -208,8 +246,7 @@ export async function checkTls(
     error?: unknown;
   }>((resolve) => {
     const socket = tlsConnect({
-      host,
-      port,
+      ...(tunnel ? { socket: tunnel } : { host, port }),
       ...(isIP(host) === 0 ? { servername: host } : {}),
       ...(tls.ca ? { ca: tls.ca } : {}),
       // Verify below, so that an untrusted certificate can still be described.

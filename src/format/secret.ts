@@ -1,5 +1,5 @@
 /** Pure formatters for getsecret's stdout. */
-import type { S3Secret } from '../ozone/response.js';
+import type { S3Secret } from '../rest/secret-xml.js';
 
 export type SecretFormat = 'ozone' | 'export' | 'json';
 

@@ -13,7 +13,8 @@ export interface DispatcherOptions {
   connectTimeoutMs: number;
   /** TLS options for the endpoint: ca, rejectUnauthorized. */
   tls: { ca?: string[]; rejectUnauthorized?: boolean };
-  env: NodeJS.ProcessEnv;
+  /** The proxy the plan chose for the endpoint, if any. */
+  proxyUrl?: string | undefined;
 }
 
 type DispatcherConstructor = new (opts: Record<string, unknown>) => Dispatcher;
@@ -21,28 +22,18 @@ type DispatcherConstructor = new (opts: Record<string, unknown>) => Dispatcher;
 // What undici's index does with Object.assign(Dispatcher.prototype, api), for the one method we use.
 (DispatcherClass as { prototype: Record<string, unknown> }).prototype.request ??= requestApi;
 
-export function proxyConfigured(env: NodeJS.ProcessEnv): boolean {
-  return ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].some((k) => (env[k] ?? '') !== '');
-}
-
 export async function createDispatcher(opts: DispatcherOptions): Promise<Dispatcher> {
   const base = { connections: opts.connections, connect: { ...opts.tls, timeout: opts.connectTimeoutMs } };
-  if (proxyConfigured(opts.env)) {
-    // HTTPS_PROXY / HTTP_PROXY / NO_PROXY by undici's rules, which are curl's except that HTTP_PROXY
-    // also covers https:// when HTTPS_PROXY is unset. The endpoint's TLS settings go to the tunnelled request.
-    const [{ default: EnvHttpProxyAgent }, { default: connectApi }] = await Promise.all([
-      import('undici/lib/dispatcher/env-http-proxy-agent.js') as Promise<{ default: DispatcherConstructor }>,
+  if (opts.proxyUrl) {
+    // The plan decided (plan/proxy.ts). An https:// endpoint is reached through a CONNECT tunnel,
+    // with the endpoint's TLS settings on the tunnelled connection: the proxy never sees the token.
+    const [{ default: ProxyAgent }, { default: connectApi }] = await Promise.all([
+      import('undici/lib/dispatcher/proxy-agent.js') as Promise<{ default: DispatcherConstructor }>,
       // ProxyAgent opens its tunnel with dispatcher.connect(), another method undici's index adds.
       import('undici/lib/api/api-connect.js'),
     ]);
     (DispatcherClass as { prototype: Record<string, unknown> }).prototype.connect ??= connectApi;
-    return new EnvHttpProxyAgent({
-      ...base,
-      requestTls: opts.tls,
-      httpProxy: opts.env.HTTP_PROXY ?? opts.env.http_proxy,
-      httpsProxy: opts.env.HTTPS_PROXY ?? opts.env.https_proxy,
-      noProxy: opts.env.NO_PROXY ?? opts.env.no_proxy,
-    });
+    return new ProxyAgent({ ...base, uri: opts.proxyUrl, requestTls: opts.tls });
   }
   return new (AgentClass as DispatcherConstructor)(base);
 }

@@ -4,9 +4,10 @@
  * implementation. Heavy modules load here, on first use, never for --help.
  */
 import { readFile } from 'node:fs/promises';
-import { AuthError, NetworkError, Ozs3Error, UsageError } from '../errors.js';
+import { AuthError, NetworkError, Ozs3Error } from '../errors.js';
 import type { Deps } from '../deps.js';
-import type { ConnectionPlan, CredentialPlan, RestTarget } from '../plan/plan.js';
+import type { ConnectionPlan, CredentialPlan, OmTarget, RestTarget } from '../plan/plan.js';
+import type { OmServiceOptions } from '../om/service.js';
 import type { SecretService } from './secret-service.js';
 
 export interface OpenOptions {
@@ -46,7 +47,11 @@ export async function checkKeytabFile(credentials: CredentialPlan): Promise<void
 }
 
 /** Sets the keytab login's env, before any GSSAPI call reads it. */
-async function prepareCredentials(plan: ConnectionPlan, deps: Deps, trace?: (line: string) => void): Promise<void> {
+export async function prepareCredentials(
+  plan: ConnectionPlan,
+  deps: Deps,
+  trace?: (line: string) => void,
+): Promise<void> {
   const { credentials } = plan;
   await checkKeytabFile(credentials);
   if (credentials.mode === 'keytab') {
@@ -58,13 +63,30 @@ async function prepareCredentials(plan: ConnectionPlan, deps: Deps, trace?: (lin
   }
 }
 
+/** The OM transport's options, from the plan (the service and doctor's probe alike). */
+export function omServiceOptions(
+  plan: ConnectionPlan,
+  target: OmTarget,
+  trace: ((line: string) => void) | undefined,
+): OmServiceOptions {
+  return {
+    target: { serviceId: target.serviceId?.value, nodes: target.nodes.value, principal: target.principal.value },
+    protection: target.protection?.value,
+    principal: plan.credentials.principal?.value,
+    keytab: plan.credentials.keytab?.value,
+    timeoutMs: plan.timeoutMs.value,
+    retries: plan.retries.value,
+    trace,
+  };
+}
+
 export async function openSecretService(plan: ConnectionPlan, deps: Deps, opts: OpenOptions): Promise<SecretService> {
   if (deps.openService) return deps.openService(plan, opts);
   const trace = makeTrace(plan, deps);
   await prepareCredentials(plan, deps, trace);
   if (plan.target.transport === 'om') {
-    // Wired when src/om lands (issue 11).
-    throw new UsageError('the OzoneManager RPC transport is not available in this build');
+    const { createOmSecretService } = await import('../om/service.js');
+    return createOmSecretService(omServiceOptions(plan, plan.target, trace));
   }
   return openRestService(plan, plan.target, deps, opts, trace);
 }

@@ -4,7 +4,7 @@
  * (SASL/GSSAPI). Every method acts for one user (undefined: the caller's own access id) and throws
  * an Ozs3Error (src/errors.ts) whose exit code follows docs/cli.md.
  */
-import type { S3Secret } from '../ozone/response.js';
+import type { S3Secret } from '../rest/secret-xml.js';
 
 export type { S3Secret };
 

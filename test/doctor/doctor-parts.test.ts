@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hostRealm, loadKrb5Config, parseProfile } from '../../src/doctor/krb5-conf.js';
-import { findTgt, keytabPrincipals, parseKeytabListing, parseKlist, parseKlistTime } from '../../src/doctor/klist.js';
+import { findTgt, keytabPrincipals, parseKeytabListing, parseKlist, parseKlistTime } from '../../src/auth/klist.js';
 import { checkClock, classifyAnonymous, type Probe } from '../../src/doctor/gateway.js';
 import { renderReport } from '../../src/commands/doctor.js';
 import { checkAwsFiles } from '../../src/doctor/aws-files.js';
@@ -218,12 +218,15 @@ describe('clock skew against the Date header', () => {
 describe('the report', () => {
   it('prints one line per check, a fix line under warn and fail only, and strips control characters', async () => {
     const text = await renderReport(
-      [
-        { name: 'dns', status: 'ok', detail: 'localhost → 127.0.0.1' },
-        { name: 'tls', status: 'fail', detail: 'bad\u001b[31m cert', fix: 'use --cacert', exitCode: 7 },
-        { name: 'clock', status: 'warn', detail: '90 s', fix: 'NTP' },
-        { name: 'spnego', status: 'skip', detail: 'not reached', fix: 'never shown' },
-      ],
+      {
+        plan: [],
+        checks: [
+          { name: 'dns', status: 'ok', detail: 'localhost → 127.0.0.1' },
+          { name: 'tls', status: 'fail', detail: 'bad\u001b[31m cert', fix: 'use --cacert', exitCode: 7 },
+          { name: 'clock', status: 'warn', detail: '90 s', fix: 'NTP' },
+          { name: 'spnego', status: 'skip', detail: 'not reached', fix: 'never shown' },
+        ],
+      },
       false,
     );
     expect(text).toBe(
@@ -233,8 +236,15 @@ describe('the report', () => {
 
   it('colours only when asked', async () => {
     const checks = [{ name: 'dns', status: 'fail' as const, detail: 'x', fix: 'y' }];
-    expect(await renderReport(checks, false)).not.toContain('\u001b[');
-    expect(await renderReport(checks, true)).toContain('\u001b[');
+    expect(await renderReport({ plan: [], checks }, false)).not.toContain('\u001b[');
+    expect(await renderReport({ plan: [], checks }, true)).toContain('\u001b[');
+  });
+
+  it('shows the plan first: each value and where it came from', async () => {
+    const plan = [{ name: 'endpoint', value: 'https://g:19879/secret', from: 'endpoint in [cluster prod] of /c' }];
+    expect(await renderReport({ plan, checks: [] }, false)).toBe(
+      'plan:\n  endpoint  https://g:19879/secret (endpoint in [cluster prod] of /c)\n',
+    );
   });
 });
 

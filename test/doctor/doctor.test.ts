@@ -17,7 +17,6 @@ import { assertBuilt, runCli, type CliResult } from '../support/run-cli.js';
 const execFileP = promisify(execFile);
 
 const CHECK_NAMES = [
-  'endpoint',
   'ticket',
   'krb5.conf',
   'service principal',
@@ -124,11 +123,15 @@ function doctor(args: string[], env: Record<string, string> = envFor(aliceCc)): 
   return runCli(['doctor', ...args], { env });
 }
 
-/** `ok   name: detail` lines, each optionally followed by `  fix: …`. */
+/** The plan block (`plan:` then `  name  value (from)`), then `ok   name: detail` lines, each optionally followed by `  fix: …`. */
 function parseReport(stdout: string): Map<string, Check> {
   const checks = new Map<string, Check>();
   let last: Check | undefined;
-  for (const line of stdout.trimEnd().split('\n')) {
+  const lines = stdout.trimEnd().split('\n');
+  expect(lines[0]).toBe('plan:');
+  let i = 1;
+  while (i < lines.length && /^ {2}\S.* \(.+\)$/.test(lines[i]!) && !/^ {2}fix: /.test(lines[i]!)) i++;
+  for (const line of lines.slice(i)) {
     // The status padded to four characters, as the spec's `ok   <name>: <detail>` shows.
     const check = /^(ok {2}|warn|fail|skip) ([^:]+): (.+)$/.exec(line);
     const fix = /^ {2}fix: (.+)$/.exec(line);
@@ -178,12 +181,21 @@ describe('ozs3 doctor', () => {
     expect(await gw.secrets()).toEqual({});
   });
 
-  it('prints {"checks":[{name,status,detail,fix}],"ok"} with --json', async () => {
+  it('prints {"plan":[{name,value,from}],"checks":[{name,status,detail,fix}],"ok"} with --json', async () => {
     const good = await doctor(['--endpoint', gw.url, '--json']);
     expect(good.code).toBe(0);
     expect(good.stdout.trimEnd().split('\n')).toHaveLength(1);
-    const report = JSON.parse(good.stdout) as { checks: Record<string, unknown>[]; ok: boolean };
-    expect(Object.keys(report)).toEqual(['checks', 'ok']);
+    const report = JSON.parse(good.stdout) as {
+      plan: { name: string; value: string; from: string }[];
+      checks: Record<string, unknown>[];
+      ok: boolean;
+    };
+    expect(Object.keys(report)).toEqual(['plan', 'checks', 'ok']);
+    expect(report.plan.find((r) => r.name === 'endpoint')).toEqual({
+      name: 'endpoint',
+      value: `${gw.url}/secret`,
+      from: '--endpoint',
+    });
     expect(report.ok).toBe(true);
     expect(report.checks.map((c) => c.name)).toEqual(CHECK_NAMES);
     for (const c of report.checks) {
@@ -245,7 +257,7 @@ describe('ozs3 doctor', () => {
     const checks = parseReport(r.stdout);
     expect(r.code, r.stdout).toBe(0);
     expect(checks.get('krb5.conf')!.detail).toMatch(
-      new RegExp(`localhost → ${realm.name.replace('.', '\\.')} \\(--spn`),
+      new RegExp(`localhost → ${realm.name.replace('.', '\\.')} \\(pinned by --spn`),
     );
     expect(checks.get('spnego')!.status).toBe('ok');
   });
@@ -340,7 +352,7 @@ describe('ozs3 doctor', () => {
   it('says in its help that the report goes to stdout', async () => {
     const r = await runCli(['doctor', '--help'], { env: envFor(aliceCc) });
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/report is the command's output: it goes to stdout/);
+    expect(r.stdout).toMatch(/report is the command's output: it goes\s+to stdout/);
   });
 
   // Last, so that the 2-second ticket from beforeAll has run out by now, or nearly.

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Dispatcher } from 'undici';
-import { SecretClient, normalizeEndpoint } from '../../src/ozone/client.js';
+import { RestSecretService } from '../../src/rest/service.js';
+import { normalizeEndpoint } from '../../src/plan/plan.js';
 import { NetworkError, ResponseError } from '../../src/errors.js';
 
 function clientWith(request: () => Promise<unknown>, opts: { retries?: number; timeoutMs?: number } = {}) {
@@ -18,9 +19,9 @@ function clientWith(request: () => Promise<unknown>, opts: { retries?: number; t
     },
     close: async () => {},
   } as unknown as Dispatcher;
-  const client = new SecretClient({
+  const client = new RestSecretService({
     endpoint: normalizeEndpoint('https://s3g.test:19879'),
-    service: 'HTTP@s3g.test',
+    mutualAuth: false,
     timeoutMs: opts.timeoutMs ?? 2000,
     retries: opts.retries ?? 2,
     dispatcher,
@@ -30,17 +31,22 @@ function clientWith(request: () => Promise<unknown>, opts: { retries?: number; t
       clock += ms;
     },
     random: () => 1,
-    negotiate: async () => ({ authorization: 'Negotiate x', principal: undefined, verify: async () => false }),
+    negotiator: async () => ({
+      authorization: 'Negotiate x',
+      tokenBytes: 1,
+      principal: undefined,
+      verify: async () => false,
+    }),
   });
   return { client, attempts: () => attempts, slept };
 }
 
-describe('SecretClient', () => {
+describe('RestSecretService', () => {
   it('lets a TypeError from the HTTP stack through as the bug it is (exit 1), without retrying', async () => {
     const { client, attempts } = clientWith(async () => {
       throw new TypeError('this[kClient].connect is not a function');
     });
-    const error = await client.getSecret().catch((e: unknown) => e);
+    const error = await client.getSecret(undefined).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TypeError);
     expect(error).not.toBeInstanceOf(NetworkError);
     expect(attempts()).toBe(1);
@@ -53,7 +59,7 @@ describe('SecretClient', () => {
       },
       { retries: 5, timeoutMs: 600 },
     );
-    const error = await client.getSecret().catch((e: unknown) => e);
+    const error = await client.getSecret(undefined).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(NetworkError);
     expect((error as NetworkError).code).toBe('ECONNRESET');
     // Backoff (random = 1): 250 ms fits in 600 ms; 250 + 500 would not.
@@ -67,7 +73,7 @@ describe('SecretClient', () => {
         name: 'HTTPParserError',
       });
     });
-    const error = await client.getSecret().catch((e: unknown) => e);
+    const error = await client.getSecret(undefined).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ResponseError);
     expect((error as ResponseError).code).toBe('MALFORMED_HTTP');
     expect(attempts()).toBe(1);

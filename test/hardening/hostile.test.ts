@@ -51,7 +51,9 @@ async function against(
 ): Promise<{ r: CliResult; server: HostileServer }> {
   const server = await startHostileServer(handler);
   try {
-    const r = await runCli(['getsecret', '--endpoint', server.url, ...args], { env: { ...env, ...extraEnv } });
+    const r = await runCli(['getsecret', '--no-mutual-auth', '--endpoint', server.url, ...args], {
+      env: { ...env, ...extraEnv },
+    });
     return { r, server };
   } finally {
     await server.close();
@@ -166,7 +168,7 @@ describe('malformed and hostile bodies end with exit 8', () => {
 
   it('stops reading an endless body at the size cap, in bounded memory', async () => {
     await using server = await startHostileServer(endlessBody());
-    const measured = await runMeasured(['getsecret', '--endpoint', server.url], env);
+    const measured = await runMeasured(['getsecret', '--no-mutual-auth', '--endpoint', server.url], env);
     expect(checkCleanFailure(measured, 8, 4_000)).toMatch(/larger than 64 KiB/);
     expect(measured.maxRssKb).toBeLessThan(150 * 1024);
   });
@@ -264,7 +266,7 @@ describe('connection failures are retried with fresh tokens, then exit 7', () =>
   it('a refused connection', async () => {
     const server = await startHostileServer();
     await server.close();
-    const r = await runCli(['getsecret', '--endpoint', server.url], { env });
+    const r = await runCli(['getsecret', '--no-mutual-auth', '--endpoint', server.url], { env });
     expect(checkCleanFailure(r, 7)).toMatch(/refused/);
   });
 });
@@ -315,7 +317,7 @@ describe('5xx', () => {
   it('succeeds when a retry answers', async () => {
     const server = await startHostileServer();
     server.script(respondWith({ status: 502 }), respondWithSecret());
-    const r = await runCli(['getsecret', '--endpoint', server.url], { env });
+    const r = await runCli(['getsecret', '--no-mutual-auth', '--endpoint', server.url], { env });
     await server.close();
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe(GOOD_OUTPUT);

@@ -28,7 +28,9 @@ describe('http:// endpoints', () => {
   it.each(['HTTP_PROXY', 'http_proxy'])('go through %s', async (name) => {
     await using proxy = await startProxy();
     await using server = await startHostileServer();
-    const r = await runCli(['getsecret', '--endpoint', server.url], { env: { ...env, [name]: proxy.url } });
+    const r = await runCli(['getsecret', '--no-mutual-auth', '--endpoint', server.url], {
+      env: { ...env, [name]: proxy.url },
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe(GOOD_OUTPUT);
     expect(proxy.requests).toHaveLength(1);
@@ -42,7 +44,7 @@ describe('http:// endpoints', () => {
     async (noProxy) => {
       await using proxy = await startProxy();
       await using server = await startHostileServer();
-      const r = await runCli(['getsecret', '--endpoint', server.url], {
+      const r = await runCli(['getsecret', '--no-mutual-auth', '--endpoint', server.url], {
         env: { ...env, HTTP_PROXY: proxy.url, NO_PROXY: noProxy },
       });
       expect(r.code, r.stderr).toBe(0);
@@ -54,7 +56,7 @@ describe('http:// endpoints', () => {
   it('bypass the proxy when NO_PROXY names the host and port', async () => {
     await using proxy = await startProxy();
     await using server = await startHostileServer();
-    const r = await runCli(['getsecret', '--endpoint', server.url], {
+    const r = await runCli(['getsecret', '--no-mutual-auth', '--endpoint', server.url], {
       env: { ...env, HTTP_PROXY: proxy.url, no_proxy: `localhost:${server.port}` },
     });
     expect(r.code, r.stderr).toBe(0);
@@ -64,7 +66,7 @@ describe('http:// endpoints', () => {
   it('still use the proxy when NO_PROXY names another host', async () => {
     await using proxy = await startProxy();
     await using server = await startHostileServer();
-    const r = await runCli(['getsecret', '--endpoint', server.url], {
+    const r = await runCli(['getsecret', '--no-mutual-auth', '--endpoint', server.url], {
       env: { ...env, HTTP_PROXY: proxy.url, NO_PROXY: 'example.com' },
     });
     expect(r.code, r.stderr).toBe(0);
@@ -76,7 +78,7 @@ describe('https:// endpoints through a CONNECT tunnel', () => {
   it('work with HTTPS_PROXY and --cacert; the proxy never sees the token', async () => {
     await using proxy = await startProxy();
     await using server = await startHostileServer(undefined, { tls: pki.certs.localhost });
-    const r = await runCli(['getsecret', '--endpoint', server.url, '--cacert', pki.caFile], {
+    const r = await runCli(['getsecret', '--no-mutual-auth', '--endpoint', server.url, '--cacert', pki.caFile], {
       env: { ...env, HTTPS_PROXY: proxy.url },
     });
     expect(r.code, r.stderr).toBe(0);
@@ -88,7 +90,7 @@ describe('https:// endpoints through a CONNECT tunnel', () => {
   it('work with https_proxy and NODE_EXTRA_CA_CERTS', async () => {
     await using proxy = await startProxy();
     await using server = await startHostileServer(undefined, { tls: pki.certs.localhost });
-    const r = await runCli(['getsecret', '--endpoint', server.url], {
+    const r = await runCli(['getsecret', '--no-mutual-auth', '--endpoint', server.url], {
       env: { ...env, https_proxy: proxy.url, NODE_EXTRA_CA_CERTS: pki.caFile },
     });
     expect(r.code, r.stderr).toBe(0);
@@ -98,7 +100,9 @@ describe('https:// endpoints through a CONNECT tunnel', () => {
   it('still verify the endpoint certificate through the tunnel (exit 7, nothing sent)', async () => {
     await using proxy = await startProxy();
     await using server = await startHostileServer(undefined, { tls: pki.certs.localhost });
-    const r = await runCli(['getsecret', '--endpoint', server.url], { env: { ...env, HTTPS_PROXY: proxy.url } });
+    const r = await runCli(['getsecret', '--no-mutual-auth', '--endpoint', server.url], {
+      env: { ...env, HTTPS_PROXY: proxy.url },
+    });
     expect(checkCleanFailure(r, 7)).toMatch(/unknown CA/);
     expect(proxy.requests).toHaveLength(1);
     expect(server.requests).toEqual([]);
@@ -107,7 +111,7 @@ describe('https:// endpoints through a CONNECT tunnel', () => {
   it('use HTTP_PROXY when HTTPS_PROXY is unset (undici’s rule; curl would go direct)', async () => {
     await using proxy = await startProxy();
     await using server = await startHostileServer(undefined, { tls: pki.certs.localhost });
-    const r = await runCli(['getsecret', '--endpoint', server.url, '--cacert', pki.caFile], {
+    const r = await runCli(['getsecret', '--no-mutual-auth', '--endpoint', server.url, '--cacert', pki.caFile], {
       env: { ...env, HTTP_PROXY: proxy.url },
     });
     expect(r.code, r.stderr).toBe(0);
@@ -117,7 +121,7 @@ describe('https:// endpoints through a CONNECT tunnel', () => {
   it('bypass the proxy for NO_PROXY hosts', async () => {
     await using proxy = await startProxy();
     await using server = await startHostileServer(undefined, { tls: pki.certs.localhost });
-    const r = await runCli(['getsecret', '--endpoint', server.url, '--cacert', pki.caFile], {
+    const r = await runCli(['getsecret', '--no-mutual-auth', '--endpoint', server.url, '--cacert', pki.caFile], {
       env: { ...env, HTTPS_PROXY: proxy.url, NO_PROXY: 'localhost' },
     });
     expect(r.code, r.stderr).toBe(0);
@@ -130,7 +134,7 @@ describe('proxy failures', () => {
     const proxy = await startProxy();
     await proxy.close();
     await using server = await startHostileServer();
-    const r = await runCli(['getsecret', '--endpoint', server.url, '--retries', '0'], {
+    const r = await runCli(['getsecret', '--no-mutual-auth', '--endpoint', server.url, '--retries', '0'], {
       env: { ...env, HTTP_PROXY: proxy.url },
     });
     expect(checkCleanFailure(r, 7)).toMatch(
@@ -142,7 +146,7 @@ describe('proxy failures', () => {
   it('a proxy that wants credentials: exit 7 saying where they go', async () => {
     await using proxy = await startProxy({ refuseConnectWith: 407 });
     await using server = await startHostileServer();
-    const r = await runCli(['getsecret', '--endpoint', server.url, '--retries', '0'], {
+    const r = await runCli(['getsecret', '--no-mutual-auth', '--endpoint', server.url, '--retries', '0'], {
       env: { ...env, HTTP_PROXY: proxy.url },
     });
     expect(checkCleanFailure(r, 7)).toMatch(/proxy status 407/);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MAX_BODY_BYTES, parseSecretXml, type S3Secret } from '../../src/ozone/response.js';
+import { MAX_BODY_BYTES, parseSecretXml, type S3Secret } from '../../src/rest/secret-xml.js';
 import { formatExport } from '../../src/format/secret.js';
 import { ResponseError } from '../../src/errors.js';
 

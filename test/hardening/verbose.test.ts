@@ -121,7 +121,7 @@ describe('--verbose against a hostile server', () => {
         server: 'Jetty\u009b31m(9.4)',
       }),
     );
-    const r = await runCli(['getsecret', '-v', '--endpoint', server.url], { env: aliceEnv });
+    const r = await runCli(['getsecret', '-v', '--no-mutual-auth', '--endpoint', server.url], { env: aliceEnv });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe(GOOD_OUTPUT);
     expect(r.stderr).toMatch(/^\* < server: Jetty ?31m\(9\.4\)$/m);

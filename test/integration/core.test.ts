@@ -106,15 +106,15 @@ describe('getsecret', () => {
 
   it('prints export lines that eval to exactly the server strings, whatever characters they hold', async () => {
     const nasty = `a'b"c$(touch PWNED)\`touch PWNED\`\\;&|<>* $HOME %s`;
-    await gw.setOptions({ presetSecrets: { 'we ird': nasty } });
-    const r = await ozs3('admin', ['getsecret', '-e', '-u', 'we ird'], { env: envFor('admin') });
+    await gw.setOptions({ presetSecrets: { "we'ird$x": nasty } });
+    const r = await ozs3('admin', ['getsecret', '-e', '-u', "we'ird$x"], { env: envFor('admin') });
     expect(r.code, r.stderr).toBe(0);
     const shell = await execFileP(
       'bash',
       ['-c', `eval "$1"; printf '%s\\n%s' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"`, 'bash', r.stdout],
       { cwd: realm.dir },
     );
-    expect(shell.stdout).toBe(`we ird\n${nasty}`);
+    expect(shell.stdout).toBe(`we'ird$x\n${nasty}`);
     expect(existsSync(join(realm.dir, 'PWNED'))).toBe(false);
   });
 
@@ -143,7 +143,7 @@ describe('getsecret', () => {
   it('exits 4 naming the Ozone 2.x admin-only endpoint when even one’s own secret is forbidden', async () => {
     await gw.setOptions({ adminOnly: true });
     const r = await ozs3('alice', ['getsecret']);
-    expectCleanFailure(r, 4, /forbidden/, /admin-only/);
+    expectCleanFailure(r, 4, /forbidden/, /S3 admins only.*--om <om-host>/);
   });
 
   it('exits 8 with the config key when the endpoint is disabled', async () => {
@@ -158,9 +158,16 @@ describe('getsecret', () => {
     expectCleanFailure(r, 8, /405/);
   });
 
-  it('works when the server sends no mutual authentication token', async () => {
+  it('refuses a 200 without a mutual authentication token (exit 3), and takes it with --no-mutual-auth', async () => {
     await gw.setOptions({ mutual: false });
-    expect((await ozs3('alice', ['getsecret'])).code).toBe(0);
+    const refused = await ozs3('alice', ['getsecret']);
+    expectCleanFailure(refused, 3, /without a mutual-authentication token/, /--no-mutual-auth/);
+    await gw.reset();
+    await gw.setOptions({ mutual: false });
+    const accepted = await ozs3('alice', ['getsecret', '--no-mutual-auth']);
+    expect(accepted.code, accepted.stderr).toBe(0);
+    expect(accepted.stdout).toMatch(/^awsAccessKey=alice@/);
+    expect(accepted.stderr).toMatch(/^ozs3: warning: --no-mutual-auth/);
   });
 
   it('--if-exists skip exits 0 without a secret; rotate revokes and returns a new one', async () => {

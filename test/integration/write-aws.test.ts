@@ -247,7 +247,7 @@ describe('getsecret --write-aws', () => {
 });
 
 describe('revokesecret --write-aws', () => {
-  it('removes the key pair from the profile that holds the revoked key, and only then', async () => {
+  it('removes the key pair from the profile that holds the revoked key, and refuses before revoking otherwise', async () => {
     const { credentials, env } = freshHome();
     expect((await ozs3(env, ['getsecret', '--write-aws', '--profile', 'ozone'])).code).toBe(0);
     writeFileSync(
@@ -255,11 +255,11 @@ describe('revokesecret --write-aws', () => {
       `${readFileSync(credentials, 'utf8')}[copy]\naws_access_key_id = someone-else\naws_secret_access_key = x\n`,
     );
     const other = await ozs3(env, ['revokesecret', '--yes', '--write-aws', '--profile', 'copy']);
-    expect(other.code, other.stderr).toBe(0);
-    expect(other.stderr).toMatch(/does not hold the revoked key/);
+    expect(other.code, other.stderr).toBe(9);
+    expect(other.stderr).toMatch(/profile 'copy' .* holds the key of someone-else, not of alice@.*; nothing revoked/);
     expect(readFileSync(credentials, 'utf8')).toContain('aws_access_key_id = someone-else');
+    expect((await gw.requests()).filter((q) => q.method === 'DELETE')).toEqual([]);
 
-    expect((await ozs3(env, ['getsecret', '--write-aws', '--profile', 'ozone'])).code).toBe(0);
     const r = await ozs3(env, ['revokesecret', '--yes', '--write-aws', '--profile', 'ozone']);
     expect(r.code, r.stderr).toBe(0);
     const text = readFileSync(credentials, 'utf8');

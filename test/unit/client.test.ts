@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MockAgent } from 'undici';
-import { SecretClient, normalizeEndpoint } from '../../src/ozone/client.js';
+import { RestSecretService } from '../../src/rest/service.js';
+import { normalizeEndpoint } from '../../src/plan/plan.js';
 import type { Negotiation } from '../../src/auth/spnego.js';
 import { AuthError, ResponseError, SecretExistsError } from '../../src/errors.js';
 
@@ -8,29 +9,41 @@ const ORIGIN = 'https://s3g.test:19879';
 const XML =
   '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><S3Secret><awsAccessKey>alice@EX.COM</awsAccessKey><awsSecret>s3cr3t</awsSecret></S3Secret>';
 
-function setup(opts: { retries?: number; verify?: Negotiation['verify'] } = {}) {
+function setup(opts: { retries?: number; verify?: Negotiation['verify']; mutualAuth?: boolean } = {}) {
   const agent = new MockAgent();
   agent.disableNetConnect();
   const pool = agent.get(ORIGIN);
   const tokens: string[] = [];
   let n = 0;
-  const client = new SecretClient({
+  const client = new RestSecretService({
     endpoint: normalizeEndpoint(ORIGIN),
-    service: 'HTTP@s3g.test',
+    mutualAuth: opts.mutualAuth ?? false,
     timeoutMs: 2000,
     retries: opts.retries ?? 2,
     dispatcher: agent,
     sleep: async () => {},
-    negotiate: async () => {
+    negotiator: async () => {
       const authorization = `Negotiate token${++n}`;
       tokens.push(authorization);
-      return { authorization, principal: 'alice@EX.COM', verify: opts.verify ?? (async () => false) };
+      return { authorization, tokenBytes: 6, principal: 'alice@EX.COM', verify: opts.verify ?? (async () => false) };
     },
   });
   return { agent, pool, client, tokens };
 }
 
-describe('SecretClient over a mock dispatcher', () => {
+describe('RestSecretService over a mock dispatcher', () => {
+  it('refuses a 200 that brings no mutual-authentication token (exit 3), unless told not to', async () => {
+    const strict = setup({ mutualAuth: true });
+    strict.pool.intercept({ path: '/secret', method: 'PUT' }).reply(200, XML);
+    const error = await strict.client.getSecret(undefined).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AuthError);
+    expect(error).toMatchObject({ code: 'KRB_NO_MUTUAL_AUTH', exitCode: 3 });
+    expect((error as Error).message).toMatch(/without a mutual-authentication token/);
+    const lax = setup({ mutualAuth: false });
+    lax.pool.intercept({ path: '/secret', method: 'PUT' }).reply(200, XML);
+    await expect(lax.client.getSecret(undefined)).resolves.toMatchObject({ awsAccessKey: 'alice@EX.COM' });
+  });
+
   it('sends the user as one percent-encoded path segment and never a username query', async () => {
     const { pool, client } = setup();
     let seenPath = '';
@@ -42,7 +55,7 @@ describe('SecretClient over a mock dispatcher', () => {
   it('reads the code from the body when there is no reason phrase (HTTP/2)', async () => {
     const { pool, client } = setup();
     pool.intercept({ path: '/secret', method: 'PUT' }).reply(400, 'S3_SECRET_ALREADY_EXISTS');
-    await expect(client.getSecret()).rejects.toBeInstanceOf(SecretExistsError);
+    await expect(client.getSecret(undefined)).rejects.toBeInstanceOf(SecretExistsError);
   });
 
   it('renegotiates once on 401 with a fresh token, then gives up with exit 3', async () => {
@@ -51,7 +64,7 @@ describe('SecretClient over a mock dispatcher', () => {
       .intercept({ path: '/secret', method: 'PUT' })
       .reply(401, '', { headers: { 'www-authenticate': 'Negotiate' } })
       .times(3);
-    const error = await client.getSecret().catch((e) => e);
+    const error = await client.getSecret(undefined).catch((e) => e);
     expect(error).toBeInstanceOf(AuthError);
     expect(error.exitCode).toBe(3);
     expect(tokens).toEqual(['Negotiate token1', 'Negotiate token2']);
@@ -60,7 +73,7 @@ describe('SecretClient over a mock dispatcher', () => {
   it('retries 503 with a fresh token each time and reports exit 8 when retries run out', async () => {
     const { pool, client, tokens } = setup({ retries: 2 });
     pool.intercept({ path: '/secret', method: 'PUT' }).reply(503, 'busy').times(3);
-    const error = await client.getSecret().catch((e) => e);
+    const error = await client.getSecret(undefined).catch((e) => e);
     expect(error).toBeInstanceOf(ResponseError);
     expect(error.exitCode).toBe(8);
     expect(new Set(tokens).size).toBe(3);
@@ -70,7 +83,7 @@ describe('SecretClient over a mock dispatcher', () => {
     const { pool, client } = setup();
     pool.intercept({ path: '/secret', method: 'PUT' }).reply(502, 'bad gateway');
     pool.intercept({ path: '/secret', method: 'PUT' }).reply(200, XML);
-    await expect(client.getSecret()).resolves.toEqual({ awsAccessKey: 'alice@EX.COM', awsSecret: 's3cr3t' });
+    await expect(client.getSecret(undefined)).resolves.toEqual({ awsAccessKey: 'alice@EX.COM', awsSecret: 's3cr3t' });
   });
 
   it('says the secret was probably created when a lost response is followed by ALREADY_EXISTS', async () => {
@@ -79,7 +92,7 @@ describe('SecretClient over a mock dispatcher', () => {
       .intercept({ path: '/secret', method: 'PUT' })
       .replyWithError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
     pool.intercept({ path: '/secret', method: 'PUT' }).reply(400, 'S3_SECRET_ALREADY_EXISTS');
-    const error = await client.getSecret().catch((e) => e);
+    const error = await client.getSecret(undefined).catch((e) => e);
     expect(error).toBeInstanceOf(SecretExistsError);
     expect(error.message).toMatch(/probably created/);
     expect(error.hint).toMatch(/--if-exists rotate/);
@@ -90,7 +103,7 @@ describe('SecretClient over a mock dispatcher', () => {
     pool
       .intercept({ path: '/secret', method: 'PUT' })
       .reply(302, '', { headers: { location: 'https://evil.test/login' } });
-    const error = await client.getSecret().catch((e) => e);
+    const error = await client.getSecret(undefined).catch((e) => e);
     expect(error.exitCode).toBe(8);
     expect(error.message).toContain('https://evil.test/login');
   });
@@ -98,7 +111,7 @@ describe('SecretClient over a mock dispatcher', () => {
   it('refuses an oversized body', async () => {
     const { pool, client } = setup();
     pool.intercept({ path: '/secret', method: 'PUT' }).reply(200, 'x'.repeat(200_000));
-    const error = await client.getSecret().catch((e) => e);
+    const error = await client.getSecret(undefined).catch((e) => e);
     expect(error.code).toBe('BODY_TOO_LARGE');
   });
 
@@ -138,7 +151,7 @@ describe('SecretClient over a mock dispatcher', () => {
     pool
       .intercept({ path: '/secret', method: 'PUT' })
       .reply(200, XML, { headers: { 'www-authenticate': 'Negotiate Zm9v' } });
-    const error = await client.getSecret().catch((e) => e);
+    const error = await client.getSecret(undefined).catch((e) => e);
     expect(error.exitCode).toBe(3);
     expect(String(error.message)).not.toContain('s3cr3t');
   });

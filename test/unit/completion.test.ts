@@ -3,12 +3,19 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createTestIO } from '../../src/io.js';
+import { createTestIO } from '../support/test-io.js';
+import { buildProgram } from '../../src/program.js';
+import type { Deps } from '../../src/deps.js';
 import { runCompletion } from '../../src/commands/completion.js';
+
+function depsWith(io: Deps['io']): Deps {
+  return { io, env: {}, cwd: '/', homedir: '/', onInterrupt: () => () => {} };
+}
+const program = buildProgram({ deps: () => depsWith(createTestIO().io), setExitCode: () => {} });
 
 async function script(shell: string): Promise<string> {
   const t = createTestIO();
-  expect(await runCompletion({ shell }, { io: t.io, env: {}, cwd: '/', homedir: '/' })).toBe(0);
+  expect(await runCompletion({ shell, program }, depsWith(t.io))).toBe(0);
   return t.stdout();
 }
 
@@ -66,8 +73,6 @@ describe('ozs3 completion', () => {
 
   it('refuses other shells as a usage error', async () => {
     const t = createTestIO();
-    await expect(runCompletion({ shell: 'fish' }, { io: t.io, env: {}, cwd: '/', homedir: '/' })).rejects.toMatchObject(
-      { exitCode: 2 },
-    );
+    await expect(runCompletion({ shell: 'fish', program }, depsWith(t.io))).rejects.toMatchObject({ exitCode: 2 });
   });
 });

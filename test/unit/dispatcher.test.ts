@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { createDispatcher, proxyConfigured } from '../../src/http/dispatcher.js';
+import { createDispatcher } from '../../src/http/dispatcher.js';
 
 describe('the cheap undici entry points ozs3 reaches into', () => {
   it('is pinned to the exact undici version whose lib/ layout it was written against', () => {
@@ -13,18 +13,20 @@ describe('the cheap undici entry points ozs3 reaches into', () => {
   });
 
   it('gives an Agent with request(), without a proxy', async () => {
-    const agent = await createDispatcher({ connections: 1, connectTimeoutMs: 1000, tls: {}, env: {} });
+    const agent = await createDispatcher({ connections: 1, connectTimeoutMs: 1000, tls: {} });
     expect(agent.constructor.name).toBe('Agent');
     expect(typeof agent.request).toBe('function');
     await agent.close();
   });
 
-  it('gives the env proxy agent when HTTPS_PROXY or HTTP_PROXY is set', async () => {
-    const env = { HTTPS_PROXY: 'http://127.0.0.1:3128', NO_PROXY: 'localhost' };
-    expect(proxyConfigured(env)).toBe(true);
-    expect(proxyConfigured({ NO_PROXY: 'x' })).toBe(false);
-    const agent = await createDispatcher({ connections: 1, connectTimeoutMs: 1000, tls: {}, env });
-    expect(agent.constructor.name).toBe('EnvHttpProxyAgent');
+  it('gives a proxy agent when the plan chose a proxy', async () => {
+    const agent = await createDispatcher({
+      connections: 1,
+      connectTimeoutMs: 1000,
+      tls: {},
+      proxyUrl: 'http://127.0.0.1:3128',
+    });
+    expect(agent.constructor.name).toBe('ProxyAgent');
     // The proxy agent opens its CONNECT tunnel with dispatcher.connect(), which undici's index would add.
     expect(typeof (agent as unknown as { connect: unknown }).connect).toBe('function');
     await agent.close();

@@ -1,0 +1,147 @@
+/**
+ * What the Ozone secret endpoint's answers mean (docs/endpoint.md): status, reason phrase and body
+ * turned into a result or an Ozs3Error with its cause and fix. The REST transport and the doctor's
+ * gateway checks both use these.
+ */
+import {
+  AuthError,
+  ForbiddenError,
+  ResponseError,
+  SecretExistsError,
+  SecretNotFoundError,
+  sanitizeText,
+} from '../errors.js';
+
+export const PORT_HINT =
+  'Ozone 2.x serves /secret on the web admin port (19878 http / 19879 https: ozone.s3g.webadmin.http(s)-address); Ozone 1.4 on the S3 Gateway port (9878 / 9879)';
+
+/** Ozone 2.x: the REST endpoint is for S3 admins only; the OM lets every user manage their own secret. */
+export const ADMIN_ONLY_HINT =
+  'on Ozone 2.x the REST endpoint serves S3 admins only (ozone.s3.administrators); every user can get their own secret from the OzoneManager: --om <om-host>:9862 (or OZONE_CONF_DIR with ozone-site.xml)';
+
+export const RETRYABLE_STATUS = new Set([502, 503, 504]);
+
+/** One HTTP answer, its body bounded. */
+export interface Exchange {
+  status: number;
+  reason: string;
+  headers: Record<string, string | string[] | undefined>;
+  /** The body as received (at most MAX_BODY_BYTES). */
+  bytes: Buffer;
+  /** The same, decoded leniently: for matching error texts only. */
+  body: string;
+}
+
+export class ServerError extends ResponseError {
+  constructor(
+    readonly status: number,
+    message: string,
+    hint?: string,
+  ) {
+    super('SERVER_ERROR', message, { hint });
+  }
+}
+
+/** Ozone puts its error codes in the HTTP reason phrase (HTTP/2 has none: fall back to the body). */
+export function interpretResponse(
+  method: string,
+  user: string | undefined,
+  res: Exchange,
+  endpoint: URL,
+  path = endpoint.pathname,
+): Exchange {
+  const { status } = res;
+  const reason = sanitizeText(res.reason);
+  const text = `${res.reason}\n${res.body.slice(0, 4096)}`;
+  const who = user === undefined ? 'your user' : `'${sanitizeText(user)}'`;
+  if (status >= 200 && status < 300) return res;
+  if (/S3_SECRET_ALREADY_EXISTS/.test(text)) {
+    throw new SecretExistsError(
+      `S3_SECRET_ALREADY_EXISTS: ${who} already has an S3 secret, and Ozone shows a secret only once`,
+      {
+        hint: `revoke it first (ozs3 revokesecret${user ? ` -u ${user}` : ''}) or use --if-exists rotate`,
+      },
+    );
+  }
+  if (/S3_SECRET_NOT_FOUND/.test(text)) {
+    throw new SecretNotFoundError(
+      `S3_SECRET_NOT_FOUND: ${who} has no S3 secret to ${method === 'DELETE' ? 'revoke' : 'read'}`,
+    );
+  }
+  if (status >= 300 && status < 400) {
+    const location = res.headers.location;
+    const target = sanitizeText(String(Array.isArray(location) ? location[0] : (location ?? '(no Location)')));
+    throw new ResponseError(
+      'REDIRECT',
+      `the endpoint redirected (${status}) to ${target}; ozs3 does not send Kerberos credentials to another URL`,
+      {
+        hint: 'use the final URL as --endpoint if you trust it',
+      },
+    );
+  }
+  if (status === 400 && /S3 Secret endpoint is disabled/i.test(text)) {
+    throw new ResponseError('ENDPOINT_DISABLED', 'the S3 secret endpoint is disabled on this gateway', {
+      hint: 'an Ozone admin must set ozone.s3g.secret.http.enabled=true on the S3 Gateway',
+    });
+  }
+  if (status === 403) {
+    // Hadoop's AuthenticationFilter puts the Kerberos exception text in the reason phrase;
+    // Ozone's admin filter answers a plain 403 Forbidden.
+    if (
+      reason !== '' &&
+      !/^forbidden$/i.test(reason) &&
+      /GSS|Kerberos|authenticat|token|checksum|mechanism|principal|replay|ticket/i.test(reason)
+    ) {
+      throw new AuthError('KRB_REJECTED', `the gateway could not verify your Kerberos token: ${reason}`, {
+        hint: "the gateway's keytab may not hold the principal you asked a ticket for; check --spn (default HTTP@<endpoint host>)",
+      });
+    }
+    throw new ForbiddenError(
+      user === undefined
+        ? 'forbidden (403): the gateway refused your request for your own secret'
+        : `forbidden (403): you are not an S3 administrator, so you cannot manage the secret of ${who}`,
+      {
+        hint: user === undefined ? ADMIN_ONLY_HINT : 'only users in ozone.s3.administrators may name another user',
+      },
+    );
+  }
+  if (status === 405 && user !== undefined) {
+    throw new ResponseError('METHOD_NOT_ALLOWED', 'the gateway does not allow the /secret/{username} form (405)', {
+      hint: 'some Ozone 1.4.1-era builds disabled it; run without --user as that user, or upgrade Ozone',
+    });
+  }
+  if (status === 404) {
+    const url = `${endpoint.origin}${path}`;
+    // Jetty 12 and Apache (AllowEncodedSlashes Off) refuse an encoded '/' in a path outright.
+    if (user !== undefined && user.includes('/')) {
+      throw new ResponseError(
+        'ENCODED_SLASH_REFUSED',
+        `the gateway answered 404 for ${url}: it refuses the encoded '/' (%2F) of ${who}`,
+        {
+          hint: `Jetty 12 and Apache reject %2F in paths; run as that principal without -u, or use the OM RPC (--om HOST) where the access id is not in a URL`,
+        },
+      );
+    }
+    throw new ResponseError('NOT_OZONE_ENDPOINT', `nothing at ${url} (404)`, { hint: PORT_HINT });
+  }
+  const summary = `${status}${reason ? ` ${reason}` : ''}`;
+  // Without Ozone authorization the gateway lets /{username} through, and the OM refuses a
+  // non-admin with USER_MISMATCH, which the endpoint turns into a 500.
+  if (status === 500 && /USER_MISMATCH/.test(text)) {
+    throw new ForbiddenError(
+      `forbidden: the Ozone Manager refused to act on the secret of ${who} for you (USER_MISMATCH)`,
+      {
+        hint: 'only users in ozone.s3.administrators may name another user',
+      },
+    );
+  }
+  if (status >= 500) {
+    const hint = RETRYABLE_STATUS.has(status)
+      ? 'the gateway or its load balancer is unavailable; try again later'
+      : user !== undefined
+        ? 'for another user’s secret a 500 often means you are not an S3 admin (ozone.s3.administrators) on a gateway without Ozone authorization'
+        : undefined;
+    throw new ServerError(status, `the gateway failed: ${summary}`, hint);
+  }
+  throw new ResponseError('UNEXPECTED_STATUS', `unexpected response from the gateway: ${summary}`);
+}
