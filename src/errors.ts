@@ -101,6 +101,7 @@ export class LocalFileError extends Ozs3Error {
 
 /** Strip control characters and escape sequences from text that came from outside (server, files). */
 export function sanitizeText(text: string, max = 300): string {
+  /* eslint-disable no-control-regex -- escape sequences and control characters are what this strips */
   const cleaned = text
     // CSI / OSC / other ESC sequences first, so their printable tails do not survive
     .replace(/\u001b\[[0-?]*[ -/]*[@-~]/g, '')
@@ -109,5 +110,6 @@ export function sanitizeText(text: string, max = 300): string {
     .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]+/g, ' ')
     .replace(/\s+/g, ' ')
     .trim();
+  /* eslint-enable no-control-regex */
   return cleaned.length > max ? `${cleaned.slice(0, max)}…` : cleaned;
 }

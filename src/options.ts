@@ -13,7 +13,7 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 const bool = (v: unknown): boolean | undefined => (typeof v === 'boolean' ? v : undefined);
 const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
 const strings = (v: unknown): string[] | undefined =>
-  Array.isArray(v) && v.every((s) => typeof s === 'string') ? (v as string[]) : undefined;
+  Array.isArray(v) && v.every((s) => typeof s === 'string') ? v : undefined;
 const ifExists = (v: unknown): IfExists | undefined => (v === 'fail' || v === 'skip' || v === 'rotate' ? v : undefined);
 
 function connectionFlags(o: OptionValues): ConnectionFlags {

@@ -224,7 +224,7 @@ Examples:
     .argument('<shell>', 'bash or zsh')
     .action(async (shell: string) => {
       const { runCompletion } = await import('./commands/completion.js');
-      hooks.setExitCode(await runCompletion({ shell, program }, hooks.deps()));
+      hooks.setExitCode(runCompletion({ shell, program }, hooks.deps()));
     })
     .addHelpText(
       'after',

@@ -42,7 +42,7 @@ function curl(ccache: string, args: string[]): Promise<CurlResponse> {
       { env: withEnv(realm, { KRB5CCNAME: ccache }), encoding: 'latin1' },
       (error, stdout) => {
         if (error && typeof error.code !== 'number') {
-          reject(error);
+          reject(new Error(error.message, { cause: error }));
           return;
         }
         const statusLines = [...stdout.matchAll(/^HTTP\/[\d.]+ .*$/gm)].map((m) => m[0].trim());
@@ -312,9 +312,9 @@ describe('Ozone-compatible gateway driven by curl --negotiate', () => {
 
 describe('failure modes and cleanup', () => {
   it('answers 403 with GSSException text for a ticket to a principal not in the keytab, and leaves no orphans', async () => {
-    let kdcPid = 0;
-    let gatewayPid = 0;
-    let dir = '';
+    let kdcPid: number;
+    let gatewayPid: number;
+    let dir: string;
     {
       await using other = await startRealm({ name: 'OTHER.TEST' });
       await other.addPrincipal('carol', { password: 'carol-pw' });

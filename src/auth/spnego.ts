@@ -11,9 +11,7 @@ let kerberosModule: Promise<KerberosModule> | undefined;
 
 /** The addon reads KRB5CCNAME / KRB5_CLIENT_KTNAME at first use, so env must be final before this. */
 function loadKerberos(): Promise<KerberosModule> {
-  kerberosModule ??= import('kerberos').then(
-    (m) => ((m as { default?: KerberosModule }).default ?? m) as KerberosModule,
-  );
+  kerberosModule ??= import('kerberos').then((m) => (m as { default?: KerberosModule }).default ?? m);
   return kerberosModule;
 }
 

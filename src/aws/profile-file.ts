@@ -170,6 +170,7 @@ function checkValue(key: string, value: string): void {
   if (/[\r\n]/.test(value)) {
     throw new LocalFileError('AWS_INVALID_VALUE', `the value for ${key} contains a line break`);
   }
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
   if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(value)) {
     throw new LocalFileError('AWS_INVALID_VALUE', `the value for ${key} contains a control character`);
   }

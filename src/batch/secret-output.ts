@@ -80,7 +80,7 @@ export async function createSecretOutput(
   const format = secretFormat(flags);
   const writer = flags.writeAws ? await prepareAwsWrite(aws, deps) : undefined;
   const prints = printsSecrets(flags);
-  let laterError: unknown;
+  let laterError: Error | undefined;
   return {
     async deliver(result) {
       if (batch) {
@@ -99,7 +99,7 @@ export async function createSecretOutput(
           await writer.write(result.secret);
           saved = true;
         } catch (error) {
-          laterError = error;
+          laterError = error instanceof Error ? error : new Error(String(error));
           // The secret exists now and Ozone will not show it again: hand it over rather than lose it.
           if (!prints) {
             deps.io.err('ozs3: could not write the AWS files; the new secret follows on stdout so it is not lost\n');

@@ -166,7 +166,7 @@ function zshScript(specs: CommandSpec[]): string {
   ].join('\n');
 }
 
-export async function runCompletion(opts: CompletionOptions, deps: Deps): Promise<number> {
+export function runCompletion(opts: CompletionOptions, deps: Deps): number {
   const shell = opts.shell;
   if (shell !== 'bash' && shell !== 'zsh') {
     throw new UsageError(`completion needs a shell: bash or zsh${shell ? `, not '${shell}'` : ''}`, {

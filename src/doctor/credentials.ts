@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import { stat, access, constants } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { userInfo } from 'node:os';
-import { resolve } from 'node:path';
 import { ExitCode, Ozs3Error, sanitizeText } from '../errors.js';
 import { describeRemaining, fail, formatLocalTime, ok, skip, warn, type CheckResult } from './check.js';
 import { hostRealm, realmOf, type Krb5Config } from './krb5-conf.js';

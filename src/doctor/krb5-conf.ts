@@ -66,7 +66,7 @@ export function parseProfile(
     }
     if (depth > 0) continue;
     let names = data.relations.get(section);
-    if (!names) data.relations.set(section, (names = new Map()));
+    if (!names) data.relations.set(section, (names = new Map<string, string>()));
     if (!names.has(name)) names.set(name, unquote(value.replace(/\*$/, '')));
   }
   return data;

@@ -221,7 +221,7 @@ export async function checkTls(
   url: URL,
   tls: TlsSettings,
   timeoutMs: number,
-  proxyUrl?: string | undefined,
+  proxyUrl?: string,
 ): Promise<{ result: CheckResult; trusted: boolean }> {
   const name = 'tls';
   const host = bareHost(url);

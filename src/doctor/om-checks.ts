@@ -35,14 +35,14 @@ export function omChecks(ctx: DoctorContext, target: OmTarget): OmCheck[] {
   const suffix = (node: OmNode) => (nodes.length > 1 ? ` ${label(node)}` : '');
   const setting = target.nodes.from;
 
-  const credentials = credentialsCheck<OmFacts>(ctx, async () => undefined);
+  const credentials = credentialsCheck<OmFacts>(ctx, () => Promise.resolve(undefined));
 
   const krb5: OmCheck = {
     name: 'krb5.conf',
     after: [credentials.name],
     timeoutMs: ctx.timeoutMs,
     lateExit: ExitCode.auth,
-    async run(_, facts) {
+    run(_, facts) {
       const first = nodes[0]!;
       const { principal, realm } = nodePrincipal(target.principal.value, first);
       const [primary, host] = principal.split('/') as [string, string];

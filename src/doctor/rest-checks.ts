@@ -258,7 +258,7 @@ export function restChecks(ctx: DoctorContext, target: RestTarget): RestCheck[] 
     after: [credentials.name, 'service principal'],
     timeoutMs: ctx.timeoutMs,
     lateExit: ExitCode.auth,
-    async run(_, facts) {
+    run(_, facts) {
       const svc = facts.service?.target ?? serviceTarget(ctx, target, facts.creds);
       let result = checkKrb5Config(ctx.krb5, svc, facts.creds!, facts.service?.crossRealmFailure);
       if (result.status === 'fail') result = { ...result, fix: dnsFirst(result.fix, facts, host) };
@@ -288,7 +288,7 @@ export function restChecks(ctx: DoctorContext, target: RestTarget): RestCheck[] 
           ctx.timeoutMs,
           ctx.trace,
         );
-        return { result: await classifyLogin(probe, negotiation, facts.service!.target.principal) };
+        return { result: await classifyLogin(probe, negotiation, facts.service.target.principal) };
       } catch (error) {
         return { result: probeFailure('spnego', error, url) };
       }

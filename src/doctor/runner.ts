@@ -19,7 +19,7 @@ export interface Check<C, F> {
   timeoutMs: number;
   /** Exit status when it runs out of time. */
   lateExit: ExitCodeValue;
-  run(ctx: C, facts: Readonly<Partial<F>>): Promise<CheckOutcome<F>>;
+  run(ctx: C, facts: Readonly<Partial<F>>): CheckOutcome<F> | Promise<CheckOutcome<F>>;
 }
 
 export async function runChecks<C, F>(checks: readonly Check<C, F>[], ctx: C): Promise<CheckResult[]> {
@@ -50,14 +50,18 @@ export async function runChecks<C, F>(checks: readonly Check<C, F>[], ctx: C): P
 /** A check that throws is a bug in ozs3: its line says so, and the rest of the report still comes. */
 async function guarded<C, F>(check: Check<C, F>, ctx: C, facts: Partial<F>): Promise<CheckOutcome<F>> {
   try {
-    return await withTimeout(check.run(ctx, facts), check.timeoutMs, () => ({
-      result: fail(
-        check.name,
-        check.lateExit,
-        `no answer within ${check.timeoutMs / 1000} s`,
-        'raise --timeout, or check the network path',
-      ),
-    }));
+    return await withTimeout(
+      Promise.resolve().then(() => check.run(ctx, facts)),
+      check.timeoutMs,
+      () => ({
+        result: fail(
+          check.name,
+          check.lateExit,
+          `no answer within ${check.timeoutMs / 1000} s`,
+          'raise --timeout, or check the network path',
+        ),
+      }),
+    );
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     return {

@@ -466,7 +466,7 @@ export class OmConnection {
         );
         call.reject(error);
       } else {
-        throw malformedFrame(`an answer with status ${header.status}`);
+        throw malformedFrame(`an answer with status ${String(header.status)}`);
       }
     } catch (error) {
       // The call is no longer pending, so the connection's failure would not reach it.

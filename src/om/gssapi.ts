@@ -354,7 +354,9 @@ function callAsync<A extends unknown[]>(
   ...args: A
 ): Promise<number> {
   return new Promise((resolve, reject) => {
-    f.async(...args, (err: unknown, res: number) => (err ? reject(err) : resolve(res)));
+    f.async(...args, (err: unknown, res: number) =>
+      err ? reject(err instanceof Error ? err : new Error(JSON.stringify(err))) : resolve(res),
+    );
   });
 }
 

@@ -264,7 +264,7 @@ export function buildPlan(inputs: PlanInputs): ConnectionPlan {
   const presetRest = preset?.values.endpoint !== undefined;
   const presetOm = preset?.values.om !== undefined || preset?.values.omServiceId !== undefined;
   if (presetRest && presetOm && !restExplicit && !omExplicit) {
-    throw new UsageError(`[cluster ${preset!.name}] in ${preset!.path} names both an endpoint and an OM: keep one`);
+    throw new UsageError(`[cluster ${preset.name}] in ${preset.path} names both an endpoint and an OM: keep one`);
   }
   const spn = pick<string>([flags.spn, '--spn'], [preset?.values.spn, fromPreset('spn')]);
 
@@ -278,9 +278,9 @@ export function buildPlan(inputs: PlanInputs): ConnectionPlan {
     target = omTarget(inputs, spn);
   } else if (presetRest) {
     transport = { value: 'rest', from: fromPreset('endpoint') };
-    target = restTarget(inputs, { value: preset!.values.endpoint!, from: fromPreset('endpoint') }, spn);
+    target = restTarget(inputs, { value: preset.values.endpoint!, from: fromPreset('endpoint') }, spn);
   } else if (presetOm) {
-    transport = { value: 'om', from: fromPreset(preset!.values.om !== undefined ? 'om' : 'om_service_id') };
+    transport = { value: 'om', from: fromPreset(preset.values.om !== undefined ? 'om' : 'om_service_id') };
     target = omTarget(inputs, spn);
   } else if (site && namesOm(site.props)) {
     // As `ozone s3 getsecret` does: the OM the configuration names.

@@ -207,7 +207,7 @@ export class RestSecretService implements SecretService {
       const res = await dispatcher.request({
         origin: endpoint.origin,
         path,
-        method: method as Dispatcher.HttpMethod,
+        method: method,
         headers,
         signal,
         headersTimeout: remaining,

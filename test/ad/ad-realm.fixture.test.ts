@@ -69,7 +69,7 @@ function curlPut(url: string, ccache: string): Promise<{ status: number; body: s
       ['-s', '-o', '-', '-w', '\n%{http_code}', '--max-time', '10', '--negotiate', '-u', ':', '-X', 'PUT', url],
       { env: envFor(ccache) },
       (error, stdout) => {
-        if (error && typeof error.code !== 'number') reject(error);
+        if (error && typeof error.code !== 'number') reject(new Error(error.message, { cause: error }));
         const at = stdout.lastIndexOf('\n');
         resolve({ status: Number(stdout.slice(at + 1)), body: stdout.slice(0, at) });
       },

@@ -165,6 +165,7 @@ function requireTool(check: () => void, what: string): void {
   } catch (error) {
     throw new Error(
       `interop tests need ${what}; install it (Debian: apt-get install awscli python3-boto3): ${String(error)}`,
+      { cause: error },
     );
   }
 }

@@ -29,7 +29,7 @@ function outcome(input: string | Uint8Array): { secret: S3Secret } | { error: Re
     }
     return { secret };
   } catch (error) {
-    if (!(error instanceof ResponseError)) throw new Error(`not a ResponseError: ${String(error)}`);
+    if (!(error instanceof ResponseError)) throw new Error(`not a ResponseError: ${String(error)}`, { cause: error });
     expect(error.exitCode).toBe(8);
     expect(error.message).not.toMatch(UNSAFE);
     return { error };
@@ -351,7 +351,7 @@ describe('eval of the export lines sets exactly the server strings, or nothing i
           'bash',
           ['-c', script],
           { cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, maxBuffer: 16 * 1024 * 1024 },
-          (error, out) => (error ? reject(error) : resolve(out)),
+          (error, out) => (error ? reject(new Error(error.message, { cause: error })) : resolve(out)),
         );
         child.stdin!.end(accepted.map((a) => `${a.out}\0`).join(''));
       });

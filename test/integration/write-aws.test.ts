@@ -68,7 +68,9 @@ beforeAll(async () => {
       const out = check();
       if (tool === AWS && !out.startsWith('aws-cli/2')) throw new Error(`not AWS CLI v2: ${out}`);
     } catch (error) {
-      throw new Error(`${tool} is needed (Debian packages awscli, python3-boto3): ${(error as Error).message}`);
+      throw new Error(`${tool} is needed (Debian packages awscli, python3-boto3): ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
   realm = await startRealm();

@@ -1118,7 +1118,7 @@ function createAdRealm(a: CreateArgs): AdRealm {
             );
           }
           const slots = entries.map((e, i) => ({ ...e, slot: i + 1 }));
-          const kept = keep ? slots.filter((e) => keep!.has(e.enctype)) : slots;
+          const kept = keep ? slots.filter((e) => keep.has(e.enctype)) : slots;
           if (kept.length === 0) {
             throw new Error(
               `writeKeytab: ${principal} has no key of ${[...(keep ?? [])].join(', ')} (it has ${entries.map((e) => e.enctype).join(', ')})`,

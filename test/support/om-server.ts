@@ -285,16 +285,16 @@ export async function startOmServer(realm: Realm, opts: OmServerOptions = {}): P
       resolve();
     }),
   );
-  child.stdin!.on('error', () => {}); // the JVM may be gone when we write or close
+  child.stdin.on('error', () => {}); // the JVM may be gone when we write or close
   let stderr = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (chunk: string) => {
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-20_000);
   });
 
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let onReady: ((msg: ReadyMessage) => void) | undefined;
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   lines.on('line', (line) => {
     let msg: { type?: string; id?: number; ok?: boolean; result?: unknown; error?: string };
     try {
@@ -358,11 +358,11 @@ export async function startOmServer(realm: Realm, opts: OmServerOptions = {}): P
       }
       const id = ++nextId;
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      child.stdin!.write(`${JSON.stringify({ id, op, ...extra })}\n`);
+      child.stdin.write(`${JSON.stringify({ id, op, ...extra })}\n`);
     });
 
   const withAddress = (s: Omit<OmNodeState, 'address'>): OmNodeState =>
-    ({ ...s, address: `${s.host}:${s.port}` }) as OmNodeState;
+    ({ ...s, address: `${String(s.host)}:${String(s.port)}` }) as OmNodeState;
 
   let closing: Promise<void> | undefined;
   const server: OmServer = {
@@ -395,7 +395,7 @@ export async function startOmServer(realm: Realm, opts: OmServerOptions = {}): P
         if (child.exitCode === null && child.signalCode === null) {
           const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
           await call('close').catch(() => undefined);
-          child.stdin!.end();
+          child.stdin.end();
           await exited;
           clearTimeout(timer);
         }

@@ -378,7 +378,7 @@ async function serve(
     const h = fromBinary(RpcRequestHeaderProtoSchema, reader.bytes());
     const afterLayer = layer !== undefined && layer !== 'authentication';
     // As Hadoop's client writes every header: protocol buffers, final packet.
-    if (h.rpcKind !== 2 || h.rpcOp !== 0) om.violations.push(`header kind ${h.rpcKind} op ${h.rpcOp}`);
+    if (Number(h.rpcKind) !== 2 || Number(h.rpcOp) !== 0) om.violations.push(`header kind ${h.rpcKind} op ${h.rpcOp}`);
     if (h.callId === -33) {
       // SaslRpcClient's saslHeader: the dummy (empty) client id and retry count -1.
       if (h.clientId.length !== 0 || h.retryCount !== -1)
