@@ -119,9 +119,9 @@ export function createProcessIO(): IO {
       }
     },
   };
-  // A status line is cleared before any other write to either stream and drawn again after it.
-  const around = (write: () => void) => {
-    if (statusLine === undefined) return write();
+  // A status line is cleared before any other write to the terminal and drawn again after it.
+  const around = (write: () => void, toTerminal = true) => {
+    if (statusLine === undefined || !toTerminal) return write();
     raw.err(CLEAR_LINE);
     try {
       write();
@@ -139,7 +139,7 @@ export function createProcessIO(): IO {
           stdoutBroken = new OutputError((error as NodeJS.ErrnoException).code ?? 'EIO');
           throw stdoutBroken;
         }
-      });
+      }, stdoutIsTTY);
     },
     err: (text) => around(() => raw.err(text)),
     status(text) {

@@ -3,7 +3,8 @@
  * imported `runX(opts, deps)` functions, so `--help` loads neither Kerberos nor the HTTP stack.
  * Options are read into typed objects here (options.ts), at the one flags → options boundary.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Help, InvalidArgumentError, Option } from 'commander';
+import { renderHelpSections, wrapWords, type HelpSection } from './help-text.js';
 import type { Deps } from './deps.js';
 import { readDoctorOptions, readGetSecretOptions, readRevokeSecretOptions, readSetSecretOptions } from './options.js';
 
@@ -11,6 +12,9 @@ export const VERSION = '0.1.0';
 
 /** The width help is pre-rendered at (dist/help.json); narrower terminals get it rendered live. */
 export const HELP_WIDTH = 80;
+
+/** Below this many columns for descriptions, they go under their flags instead of beside them. */
+const NARROW_COLUMN = 30;
 
 function seconds(value: string): number {
   const n = Number(value);
@@ -92,23 +96,26 @@ export function buildProgram(hooks: ProgramHooks): Command {
     .helpOption('-h, --help', 'show help')
     .helpCommand(false)
     .showSuggestionAfterError(true)
-    .configureHelp({ helpWidth });
+    .configureHelp(helpLayout(helpWidth));
   addSharedOptions(program);
-  program.addHelpText(
-    'after',
-    `
-Examples:
-  kinit alice@EXAMPLE.COM
-  ozs3 getsecret --endpoint https://s3g.example.com:19879
-  ozs3 getsecret --om om.example.com              # any user, Ozone 2.x: the OzoneManager
-  ozs3 getsecret --write-aws --profile ozone --s3-endpoint https://s3g.example.com:9879
-  eval "$(ozs3 getsecret -e)"
-  ozs3 revokesecret -u bob --yes
-
-Exit status: 0 done, 1 bug, 2 usage/not confirmed, 3 Kerberos, 4 forbidden,
-5 not found, 6 already exists, 7 network, 8 unexpected response, 9 local files
-or stdout, 129/130/143 interrupted (SIGHUP/SIGINT/SIGTERM).`,
-  );
+  after(program, [
+    {
+      title: 'Examples',
+      examples: [
+        [undefined, 'kinit alice@EXAMPLE.COM'],
+        [undefined, 'ozs3 getsecret --endpoint https://s3g.example.com:19879'],
+        ['any user, Ozone 2.x: ask the OzoneManager', 'ozs3 getsecret --om om.example.com'],
+        [undefined, 'ozs3 getsecret --write-aws --profile ozone --s3-endpoint https://s3g.example.com:9879'],
+        [undefined, 'eval "$(ozs3 getsecret -e)"'],
+        [undefined, 'ozs3 revokesecret -u bob --yes'],
+      ],
+    },
+    {
+      prose: [
+        'Exit status: 0 done, 1 bug, 2 usage/not confirmed, 3 Kerberos, 4 forbidden, 5 not found, 6 already exists, 7 network, 8 unexpected response, 9 local files or stdout, 129/130/143 interrupted (SIGHUP/SIGINT/SIGTERM).',
+      ],
+    },
+  ]);
 
   const hand = <T>(read: (cmd: Command) => T, load: () => Promise<(opts: T, deps: Deps) => Promise<number>>) =>
     async function (this: Command) {
@@ -137,17 +144,20 @@ or stdout, 129/130/143 interrupted (SIGHUP/SIGINT/SIGTERM).`,
       new Option('--concurrency <n>', 'parallel requests with several users (default 4)').argParser(integerIn(1, 64)),
     )
     .action(hand(readGetSecretOptions, async () => (await import('./commands/getsecret.js')).runGetSecret));
-  addSharedOptions(getsecret).addHelpText(
-    'after',
-    `
-Examples:
-  ozs3 getsecret                                   # awsAccessKey=… / awsSecret=…, like ozone s3 getsecret
-  eval "$(ozs3 getsecret -e)"                      # sets AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
-  ozs3 getsecret --write-aws --profile ozone --s3-endpoint https://s3g.example.com:9879
-  ozs3 getsecret --keytab svc.keytab --principal svc@EXAMPLE.COM --json
-  ozs3 getsecret -u alice -u bob --json            # S3 admin: NDJSON, one line per user
-  ozs3 getsecret --users-file users.txt --if-exists skip --json`,
-  );
+  addSharedOptions(getsecret);
+  after(getsecret, [
+    {
+      title: 'Examples',
+      examples: [
+        ['awsAccessKey=… / awsSecret=…, like ozone s3 getsecret', 'ozs3 getsecret'],
+        ['sets AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY', 'eval "$(ozs3 getsecret -e)"'],
+        [undefined, 'ozs3 getsecret --write-aws --profile ozone --s3-endpoint https://s3g.example.com:9879'],
+        [undefined, 'ozs3 getsecret --keytab svc.keytab --principal svc@EXAMPLE.COM --json'],
+        ['S3 admin: NDJSON, one line per user', 'ozs3 getsecret -u alice -u bob --json'],
+        [undefined, 'ozs3 getsecret --users-file users.txt --if-exists skip --json'],
+      ],
+    },
+  ]);
 
   const revokesecret = new Command('revokesecret')
     .alias('revoke-secret')
@@ -158,14 +168,17 @@ Examples:
       new Option('--concurrency <n>', 'parallel requests with several users (default 4)').argParser(integerIn(1, 64)),
     )
     .action(hand(readRevokeSecretOptions, async () => (await import('./commands/revokesecret.js')).runRevokeSecret));
-  addSharedOptions(revokesecret).addHelpText(
-    'after',
-    `
-Examples:
-  ozs3 revokesecret                                # asks, then revokes your own secret
-  ozs3 revokesecret -u bob --yes                   # S3 admin, no prompt (needed in scripts)
-  ozs3 revokesecret --yes --write-aws --profile ozone`,
-  );
+  addSharedOptions(revokesecret);
+  after(revokesecret, [
+    {
+      title: 'Examples',
+      examples: [
+        ['asks, then revokes your own secret', 'ozs3 revokesecret'],
+        ['S3 admin, no prompt (needed in scripts)', 'ozs3 revokesecret -u bob --yes'],
+        [undefined, 'ozs3 revokesecret --yes --write-aws --profile ozone'],
+      ],
+    },
+  ]);
 
   const setsecret = new Command('setsecret')
     .alias('set-secret')
@@ -179,45 +192,49 @@ Examples:
     .option('--region <region>', 'region for the profile (default us-west-1 when it has none)')
     .option('--s3-endpoint <url>', 'S3 endpoint_url for the profile, e.g. https://s3g.example.com:9879')
     .action(hand(readSetSecretOptions, async () => (await import('./commands/setsecret.js')).runSetSecret));
-  addSharedOptions(setsecret).addHelpText(
-    'after',
-    `
-Ozone sets a secret only where one exists (get one first) and wants at least
-8 characters. Only the OzoneManager RPC can set one: name it with --om or
---om-service-id, or let ozone-site.xml ($OZONE_CONF_DIR) name it.
-
-Examples:
-  ozs3 setsecret --om om.example.com --secret-file ~/new-secret
-  printf '%s' "$NEW" | ozs3 setsecret --om-service-id prod --secret-file -
-  ozs3 setsecret -u bob -s 'a-long-secret' --om om.example.com   # S3 admin`,
-  );
+  addSharedOptions(setsecret);
+  after(setsecret, [
+    {
+      prose: [
+        'Ozone sets a secret only where one exists (get one first) and wants at least 8 characters. Only the OzoneManager RPC can set one: name it with --om or --om-service-id, or let ozone-site.xml ($OZONE_CONF_DIR) name it.',
+      ],
+    },
+    {
+      title: 'Examples',
+      examples: [
+        [undefined, 'ozs3 setsecret --om om.example.com --secret-file ~/new-secret'],
+        [
+          'the secret never shows in the process list',
+          'printf \'%s\' "$NEW" | ozs3 setsecret --om-service-id prod --secret-file -',
+        ],
+        ['S3 admin', "ozs3 setsecret -u bob -s 'a-long-secret' --om om.example.com"],
+      ],
+    },
+  ]);
 
   const doctor = new Command('doctor')
     .description('diagnose Kerberos, DNS, TLS and endpoint problems, one line per check with a fix')
     .option('--json', 'print the report as one JSON object')
     .action(hand(readDoctorOptions, async () => (await import('./commands/doctor.js')).runDoctor));
-  addSharedOptions(doctor).addHelpText(
-    'after',
-    `
-First the plan: every setting a command would use and where it came from.
-Then the checks, in order. REST: ticket (or keytab), krb5.conf, service
-principal, dns, tcp, tls, clock, gateway, spnego, aws files. OM RPC: ticket
-(or keytab), krb5.conf, om principal, then for each OM: dns, tcp, sasl;
-aws files. Each line starts with ok, warn, fail or skip, then what was found;
-warn and fail add a "fix:" line. The report is the command's output: it goes
-to stdout (--json: one JSON object with "plan", "checks" and "ok"). Nothing
-is created or revoked. Each check gives up after --timeout seconds (default 5).
-
-Exit status: 0 when no check failed (warnings allowed), else that of the first
-failed check: 2 settings, 3 Kerberos or clock skew, 7 DNS/TCP/TLS, 8 not an
-Ozone secret endpoint (or not Hadoop RPC) or disabled, 9 AWS files or --cacert.
-
-Examples:
-  ozs3 doctor --endpoint https://s3g.example.com:19879
-  ozs3 doctor --om-service-id prod
-  ozs3 doctor --cluster prod --json | jq '.checks[] | select(.status != "ok")'
-  ozs3 doctor --keytab svc.keytab --principal svc@EXAMPLE.COM`,
-  );
+  addSharedOptions(doctor);
+  after(doctor, [
+    {
+      prose: [
+        'First the plan: every setting a command would use and where it came from. Then the checks, in order. REST: ticket (or keytab), krb5.conf, service principal, dns, tcp, tls, clock, gateway, spnego, aws files. OM RPC: ticket (or keytab), krb5.conf, then for each OM: dns, tcp, sasl; aws files.',
+        'Each line starts with ok, warn, fail or skip, then what was found; warn and fail add a "fix:" line. The report is the command\'s output: it goes to stdout (--json: one JSON object with "plan", "checks" and "ok"). Nothing is created or revoked. Each check gives up after --timeout seconds (default 5).',
+        'Exit status: 0 when no check failed (warnings allowed), else that of the first failed check: 2 settings, 3 Kerberos or clock skew, 7 DNS/TCP/TLS, 8 not an Ozone secret endpoint (or not Hadoop RPC) or disabled, 9 AWS files or --cacert.',
+      ],
+    },
+    {
+      title: 'Examples',
+      examples: [
+        [undefined, 'ozs3 doctor --endpoint https://s3g.example.com:19879'],
+        [undefined, 'ozs3 doctor --om-service-id prod'],
+        [undefined, 'ozs3 doctor --cluster prod --json | jq \'.checks[] | select(.status != "ok")\''],
+        [undefined, 'ozs3 doctor --keytab svc.keytab --principal svc@EXAMPLE.COM'],
+      ],
+    },
+  ]);
 
   const completion = new Command('completion')
     .description('print a shell completion script: bash or zsh')
@@ -225,15 +242,18 @@ Examples:
     .action(async (shell: string) => {
       const { runCompletion } = await import('./commands/completion.js');
       hooks.setExitCode(runCompletion({ shell, program }, hooks.deps()));
-    })
-    .addHelpText(
-      'after',
-      `
-Examples:
-  ozs3 completion bash > ~/.local/share/bash-completion/completions/ozs3
-  ozs3 completion zsh > "\${fpath[1]}/_ozs3"        # then restart zsh
-  source <(ozs3 completion bash)                   # this shell only`,
-    );
+    });
+
+  after(completion, [
+    {
+      title: 'Examples',
+      examples: [
+        [undefined, 'ozs3 completion bash > ~/.local/share/bash-completion/completions/ozs3'],
+        ['then restart zsh', 'ozs3 completion zsh > "${fpath[1]}/_ozs3"'],
+        ['this shell only', 'source <(ozs3 completion bash)'],
+      ],
+    },
+  ]);
 
   const help = new Command('help')
     .description('show help for a command')
@@ -252,10 +272,28 @@ Examples:
     });
 
   for (const cmd of [getsecret, revokesecret, setsecret, doctor, completion, help]) {
-    cmd.helpOption('-h, --help', 'show help').configureHelp({ helpWidth });
+    cmd.helpOption('-h, --help', 'show help').configureHelp(helpLayout(helpWidth));
     program.addCommand(cmd);
   }
   return program;
+
+  function after(cmd: Command, sections: HelpSection[]): void {
+    cmd.addHelpText('after', () => renderHelpSections(sections, helpWidth));
+  }
+}
+
+/** Options, descriptions below their flags when the terminal is too narrow for two columns. */
+function helpLayout(helpWidth: number): Partial<Help> {
+  return {
+    helpWidth,
+    formatItem(term, termWidth, description, helper) {
+      if (!description || helpWidth - termWidth - 4 >= NARROW_COLUMN) {
+        return Help.prototype.formatItem.call(helper, term, termWidth, description, helper);
+      }
+      const indent = '      ';
+      return [`  ${term}`, ...wrapWords(description, helpWidth - indent.length).map((l) => indent + l)].join('\n');
+    },
+  };
 }
 
 /** `help`, `help help` → the root; `help CMD` → CMD (aliases too); undefined for an unknown name. */

@@ -110,20 +110,18 @@ export function interpretResponse(
       hint: 'some Ozone 1.4.1-era builds disabled it; run without --user as that user, or upgrade Ozone',
     });
   }
-  if (status === 404) {
-    const url = `${endpoint.origin}${path}`;
-    // Jetty 12 and Apache (AllowEncodedSlashes Off) refuse an encoded '/' in a path outright.
-    if (user !== undefined && user.includes('/')) {
-      throw new ResponseError(
-        'ENCODED_SLASH_REFUSED',
-        `the gateway answered 404 for ${url}: it refuses the encoded '/' (%2F) of ${who}`,
-        {
-          hint: `Jetty 12 and Apache reject %2F in paths; run as that principal without -u, or use the OM RPC (--om HOST) where the access id is not in a URL`,
-        },
-      );
-    }
-    throw new ResponseError('NOT_OZONE_ENDPOINT', `nothing at ${url} (404)`, { hint: PORT_HINT });
+  const url = `${endpoint.origin}${path}`;
+  // Apache (AllowEncodedSlashes Off) answers 404, Jetty 12 400 "Ambiguous URI path separator".
+  if ((status === 404 || (status === 400 && /ambiguous/i.test(text))) && user?.includes('/')) {
+    throw new ResponseError(
+      'ENCODED_SLASH_REFUSED',
+      `the gateway answered ${status} for ${url}: it refuses the encoded '/' (%2F) of ${who}`,
+      {
+        hint: 'Jetty 12 and Apache reject %2F in paths; run as that principal without -u, or use the OM RPC (--om HOST), where the access id is not in a URL',
+      },
+    );
   }
+  if (status === 404) throw new ResponseError('NOT_OZONE_ENDPOINT', `nothing at ${url} (404)`, { hint: PORT_HINT });
   const summary = `${status}${reason ? ` ${reason}` : ''}`;
   // Without Ozone authorization the gateway lets /{username} through, and the OM refuses a
   // non-admin with USER_MISMATCH, which the endpoint turns into a 500.

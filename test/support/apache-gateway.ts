@@ -32,6 +32,11 @@ export interface ApacheGatewayOptions {
    * ~8.8 KB `Authorization: Negotiate` header of an AD user in ~650 groups (large PAC).
    */
   limitRequestFieldSize?: number;
+  /**
+   * Pass `%2F` in paths through (`AllowEncodedSlashes NoDecode`, default true), or refuse it with
+   * 404 as a stock httpd does (false).
+   */
+  encodedSlashes?: boolean;
 }
 
 /** One line of the CGI's own log: every request that got past mod_auth_gssapi. */
@@ -158,6 +163,7 @@ function httpdConf(o: {
   cgiLog: string;
   admins: string[];
   limitRequestFieldSize?: number | undefined;
+  encodedSlashes?: boolean | undefined;
 }): string {
   const { dir } = o;
   return [
@@ -181,7 +187,7 @@ function httpdConf(o: {
     'MaxRequestWorkers 16',
     ...(o.limitRequestFieldSize ? [`LimitRequestFieldSize ${o.limitRequestFieldSize}`] : []),
     // An Ozone principal such as testuser/scm@EXAMPLE.COM travels as one %2F-encoded segment.
-    'AllowEncodedSlashes NoDecode',
+    ...(o.encodedSlashes === false ? [] : ['AllowEncodedSlashes NoDecode']),
     `ErrorLog ${q(join(dir, 'logs', 'error.log'))}`,
     'LogLevel warn auth_gssapi:info',
     'LogFormat "%m %U%q %>s %u" ozs3',
@@ -300,6 +306,7 @@ export async function startApacheGateway(realm: Realm, opts: ApacheGatewayOption
         cgiLog: cgiLogPath,
         admins: opts.admins ?? [],
         limitRequestFieldSize: opts.limitRequestFieldSize,
+        encodedSlashes: opts.encodedSlashes,
       }),
     );
     const started = await launch(install.httpd, confPath, port, env, join(dir, 'logs', 'error.log'));

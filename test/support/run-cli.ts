@@ -22,7 +22,12 @@ export interface RunOptions {
   input?: string;
   cwd?: string;
   timeoutMs?: number;
+  /** The few tests that provoke an internal error on purpose (with --verbose, which prints its stack). */
+  allowStackTrace?: boolean;
 }
+
+/** What a Node stack trace or an ozs3 internal error looks like: no user ever sees one. */
+export const STACK_TRACE = /^\s+at .+[(:]\d+|node:internal|^Error: |internal error/m;
 
 export function assertBuilt(): void {
   if (!existsSync(DIST)) throw new Error(`${DIST} is missing: run 'npm run build' (npm test does it first)`);
@@ -46,5 +51,9 @@ export async function runCli(args: string[], opts: RunOptions): Promise<CliResul
     child.once('close', (c, s) => resolve([c, s])),
   );
   clearTimeout(timer);
+  // Every run of the built CLI in the suite is checked: a stack trace fails the test that made it.
+  if (!opts.allowStackTrace && (STACK_TRACE.test(stderr) || STACK_TRACE.test(stdout))) {
+    throw new Error(`ozs3 ${args.join(' ')} printed a stack trace or an internal error:\n${stderr}${stdout}`);
+  }
   return { code, signal, stdout, stderr, ms: performance.now() - started };
 }

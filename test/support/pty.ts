@@ -1,0 +1,49 @@
+/**
+ * Runs a shell command on a real terminal: a pty from util-linux `script`. Keys are typed when a
+ * pattern shows on the screen (Ctrl-C is '\x03', Ctrl-D '\x04'); `cols` sets the terminal width.
+ */
+import { spawn } from 'node:child_process';
+
+export interface PtyStep {
+  /** Type `keys` once the screen (everything printed so far) matches this. */
+  when: RegExp;
+  keys: string;
+}
+
+export interface PtyResult {
+  code: number | null;
+  /** Everything the terminal received, escape sequences included. */
+  screen: string;
+}
+
+export function shellQuote(arg: string): string {
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+export function onPty(
+  command: string,
+  opts: { env: Record<string, string>; steps?: PtyStep[]; cols?: number; cwd?: string; timeoutMs?: number },
+): Promise<PtyResult> {
+  const sized = opts.cols ? `stty cols ${opts.cols} rows 50; ${command}` : command;
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qefc', sized, '/dev/null'], {
+      env: opts.env,
+      cwd: opts.cwd,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    child.once('error', (error) =>
+      reject(new Error(`script (Debian package bsdutils) is needed for terminal tests: ${error.message}`)),
+    );
+    const steps = [...(opts.steps ?? [])];
+    let screen = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      screen += chunk;
+      while (steps[0] && steps[0].when.test(screen)) child.stdin.write(steps.shift()!.keys);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, screen });
+    });
+  });
+}
