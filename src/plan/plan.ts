@@ -343,12 +343,13 @@ export function describePlan(plan: ConnectionPlan): { name: string; value: strin
     );
     const trust = ['system CAs'];
     if (target.tls.extraCaCerts) trust.push(`NODE_EXTRA_CA_CERTS ${target.tls.extraCaCerts}`);
-    if (target.tls.cacert) trust.push(`${target.tls.cacert.value} (${target.tls.cacert.from})`);
+    if (target.tls.cacert) trust.push(target.tls.cacert.value);
+    const trustFrom = target.tls.cacert?.from ?? (target.tls.extraCaCerts ? 'NODE_EXTRA_CA_CERTS' : 'default');
     if (target.endpoint.value.protocol === 'https:') {
       rows.push({
         name: 'tls trust',
         value: target.tls.insecure ? 'none: --insecure' : trust.join(' + '),
-        from: target.tls.insecure ? '--insecure' : 'default',
+        from: target.tls.insecure ? '--insecure' : trustFrom,
       });
     }
     rows.push({ name: 'proxy', value: target.proxy.shown ?? 'none (direct)', from: target.proxy.from });

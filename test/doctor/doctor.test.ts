@@ -4,7 +4,7 @@
  * the right check, with the right fix and exit status — and doctor must never change anything.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
@@ -293,6 +293,24 @@ describe('ozs3 doctor', () => {
     const trusted = parseReport((await doctor(['--endpoint', url, '--cacert', certFile])).stdout);
     expect(trusted.get('tls')).toMatchObject({ status: 'ok', detail: expect.stringMatching(/^trusted: .*--cacert/) });
     expect(trusted.get('gateway')!.status).toBe('ok');
+  });
+
+  it('reads every setting from the plan: a --cluster preset’s spn and cacert show up in the checks', async () => {
+    const xdg = join(realm.dir, 'xdg-doctor');
+    mkdirSync(join(xdg, 'ozs3'), { recursive: true });
+    writeFileSync(
+      join(xdg, 'ozs3', 'config'),
+      `[cluster tls]\nendpoint = https://localhost:${tlsPort}\nspn = HTTP/localhost@${realm.name}\ncacert = ${certFile}\n`,
+    );
+    const r = await doctor(['--cluster', 'tls'], envFor(aliceCc, { XDG_CONFIG_HOME: xdg }));
+    const checks = parseReport(r.stdout);
+    expect(checks.get('tls')).toMatchObject({
+      status: 'ok',
+      detail: expect.stringContaining(`${certFile} (cacert in [cluster tls]`),
+    });
+    expect(checks.get('krb5.conf')!.detail).toMatch(/localhost → OZS3\.TEST \(pinned by spn in \[cluster tls\]/);
+    expect(r.stdout).toMatch(/^ {2}service principal +HTTP\/localhost@OZS3\.TEST \(spn in \[cluster tls\]/m);
+    expect(r.stdout).toMatch(/^ {2}tls trust +system CAs \+ .* \(cacert in \[cluster tls\]/m);
   });
 
   it('names a --cacert file that holds no certificate as a local file problem (exit 9), as getsecret does', async () => {

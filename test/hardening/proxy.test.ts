@@ -5,7 +5,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRealm, type Realm } from '../support/realm.js';
 import { assertBuilt, runCli } from '../support/run-cli.js';
-import { GOOD_OUTPUT, checkCleanFailure, prepareClientRealm, startHostileServer } from '../support/hostile-server.js';
+import {
+  GOOD_OUTPUT,
+  checkCleanFailure,
+  prepareClientRealm,
+  respondWithSecret,
+  startHostileServer,
+} from '../support/hostile-server.js';
 import { startProxy } from '../support/proxy.js';
 import { createTestPki, type TestPki } from '../support/tls.js';
 
@@ -126,6 +132,39 @@ describe('https:// endpoints through a CONNECT tunnel', () => {
     });
     expect(r.code, r.stderr).toBe(0);
     expect(proxy.requests).toEqual([]);
+  });
+});
+
+describe('doctor takes the proxy getsecret takes (one decision, in the plan)', () => {
+  it('only HTTP_PROXY, an https endpoint behind a CONNECT proxy: both reach it through the proxy', async () => {
+    await using proxy = await startProxy();
+    await using server = await startHostileServer(undefined, { tls: pki.certs.localhost });
+    // Ozone's answers to a GET /secret: 401 Negotiate without a token, 405 with one.
+    server.script((req, res) =>
+      res.send(
+        req.headers.authorization
+          ? { status: 405, headers: { allow: 'PUT,DELETE,OPTIONS' } }
+          : { status: 401, headers: { 'www-authenticate': 'Negotiate' } },
+      ),
+    );
+    const proxied = { ...env, HTTP_PROXY: proxy.url };
+    const doctor = await runCli(['doctor', '--endpoint', server.url, '--cacert', pki.caFile], { env: proxied });
+    expect(doctor.stdout).toMatch(/^ {2}proxy +127\.0\.0\.1:\d+ \(HTTP_PROXY \(also carries https:\/\/\)\)$/m);
+    expect(doctor.stdout).toMatch(/^ok {3}dns: requests go through the proxy/m);
+    expect(doctor.stdout).toMatch(/^ok {3}tcp: connected to the proxy/m);
+    // (warn: the test CA's certificate is short-lived)
+    expect(doctor.stdout).toMatch(/^(ok {3}|warn) tls: .*\(through the proxy 127\.0\.0\.1:\d+\)$/m);
+    expect(doctor.stdout).toMatch(/^ok {3}gateway: GET .* 401 with WWW-Authenticate: Negotiate/m);
+    const viaDoctor = proxy.requests.length;
+    expect(proxy.requests.every((q) => q.kind === 'connect')).toBe(true);
+    expect(viaDoctor).toBeGreaterThanOrEqual(2); // the TLS check's tunnel and the dispatcher's
+
+    server.script(respondWithSecret());
+    const get = await runCli(['getsecret', '--no-mutual-auth', '--endpoint', server.url, '--cacert', pki.caFile], {
+      env: proxied,
+    });
+    expect(get.code, get.stderr).toBe(0);
+    expect(proxy.requests.slice(viaDoctor).map((q) => q.kind)).toEqual(['connect']);
   });
 });
 
