@@ -1,6 +1,6 @@
 /**
  * One error hierarchy. Every error ozs3 reports has a stable `code`, an `exitCode` from the table in
- * spec/cli.md, a one-line message and an optional one-line hint. `main.ts` prints them once.
+ * docs/cli.md, a one-line message and an optional one-line hint. `main.ts` prints them once.
  */
 
 export const ExitCode = {

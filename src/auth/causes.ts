@@ -3,6 +3,7 @@
  * (both transports) and `ozs3 doctor` use these, so a cause reads the same everywhere.
  */
 import { AuthError } from '../errors.js';
+import type { KrbError } from './krb-error.js';
 
 /** The useful part of a GSS error: the minor status text, without the major status boilerplate. */
 export function gssReason(error: unknown): string {
@@ -44,6 +45,17 @@ export function mapGssError(
       ...cause,
       hint: 'synchronise the clock (NTP / chrony)',
     });
+  }
+  const lowerRealm = /Cannot find KDC for realm "([^"]*[a-z][^"]*)"/.exec(reason)?.[1];
+  if (lowerRealm) {
+    return new AuthError(
+      'KRB_REALM_CASE',
+      `no KDC for realm "${lowerRealm}" (${reason}): realm names are case-sensitive, and this one is not upper case`,
+      {
+        ...cause,
+        hint: `if you meant ${lowerRealm.toUpperCase()}, write it so in krb5.conf's [domain_realm] (KRB5_CONFIG); ozs3 doctor shows the mapping`,
+      },
+    );
   }
   if (
     /Cannot (contact|find) any KDC|Cannot find KDC|unable to reach any KDC|Cannot resolve network address for KDC/i.test(
@@ -90,4 +102,103 @@ export function mapGssError(
     ...cause,
     hint: 'run with --verbose and KRB5_TRACE=/dev/stderr for details',
   });
+}
+
+/** Why a service (the gateway, the OM) would not accept a Kerberos token, and what fixes it. */
+export interface AcceptorCause {
+  code: string;
+  message: string;
+  hint: string;
+}
+
+export interface AcceptorFailure {
+  /** What the acceptor said: a JDK GSSException / SaslException text, a reason phrase, a body. */
+  text?: string | undefined;
+  /** A KRB-ERROR it sent back (MIT acceptors put one in the 401's Negotiate token). */
+  krbError?: KrbError | undefined;
+  /** Who refused: 'the gateway' or 'the OM'. */
+  who: string;
+  /** The service principal the ticket was for, e.g. HTTP/s3g.example.com@EXAMPLE.COM. */
+  principal: string;
+  /** This machine's time when the answer came (for a skew's size). */
+  now?: Date | undefined;
+}
+
+function minutesApart(a: Date, b: Date): string {
+  const minutes = Math.round((a.getTime() - b.getTime()) / 60_000);
+  if (minutes === 0) return 'less than a minute apart';
+  return `${Math.abs(minutes)} min ${minutes > 0 ? 'ahead of' : 'behind'} this machine`;
+}
+
+/**
+ * The cause behind an acceptor's refusal, when its words (or its KRB-ERROR code) name one: an
+ * encryption type it will not take (RC4 on JDK 17+), clock skew, a key it does not have, a
+ * principal it does not hold, a replay, a name it cannot map to a user. Undefined otherwise.
+ */
+export function explainAcceptorFailure(failure: AcceptorFailure): AcceptorCause | undefined {
+  const { who, principal, krbError } = failure;
+  const text = failure.text ?? '';
+  const said = krbError ? `${krbError.name}${krbError.text ? `: ${krbError.text}` : ''}` : text.trim().split('\n')[0]!;
+  if (
+    /RC4 with HMAC is not supported|arcfour.*not (supported|enabled)|rc4-hmac.*disabled/i.test(text) ||
+    krbError?.code === 14
+  ) {
+    return {
+      code: 'KRB_RC4_REFUSED',
+      message: `${who} refuses the encryption type of your ticket for ${principal}: RC4, which JDK 17 and later turn off (${said})`,
+      hint: `an AD admin must allow AES on the account of ${principal} (msDS-SupportedEncryptionTypes, e.g. 24) and export its keytab again; then get a fresh ticket: kdestroy; kinit`,
+    };
+  }
+  if (/Clock skew/i.test(text) || krbError?.code === 37) {
+    const apart =
+      krbError?.serverTime && failure.now
+        ? `: ${who}'s clock is ${minutesApart(krbError.serverTime, failure.now)}`
+        : '';
+    return {
+      code: 'KRB_CLOCK_SKEW',
+      message: `${who} and this machine disagree on the time by more than Kerberos allows (5 min)${apart} (${said})`,
+      hint: `synchronise the clocks of ${who} and this machine (NTP / chrony)`,
+    };
+  }
+  if (/NoMatchingRule|No rules applied to/i.test(text)) {
+    return {
+      code: 'KRB_NAME_UNMAPPED',
+      message: `${who} cannot map your principal to a user (${said}): an enterprise name (user\\@domain@REALM) or a name from another realm`,
+      hint: 'get a ticket in your canonical name: kinit -C (with an enterprise UPN: kinit -C -E user@upn.suffix); klist shows the name',
+    };
+  }
+  if (
+    /Specified version of key is not available|key version|Checksum failed|Integrity check on decrypted field failed|Cannot find key of appropriate type|bad integrity/i.test(
+      text,
+    ) ||
+    krbError?.code === 44 ||
+    krbError?.code === 41 ||
+    krbError?.code === 31
+  ) {
+    return {
+      code: 'KRB_KEY_MISMATCH',
+      message: `${who} does not hold the key the KDC used for ${principal} (${said})`,
+      hint: `${who}'s keytab is out of date or for another principal: compare kvno ${principal} (the KDC's key version) with klist -kt on ${who}, and export the keytab again`,
+    };
+  }
+  if (
+    krbError?.code === 7 ||
+    krbError?.code === 35 ||
+    krbError?.code === 45 ||
+    /not found in keytab|No key table entry|Server not found|Wrong principal/i.test(text)
+  ) {
+    return {
+      code: 'KRB_WRONG_PRINCIPAL',
+      message: `${who} holds no key for ${principal} (${said})`,
+      hint: `name the principal ${who} really has with --spn (its ozone.s3g.http.auth.kerberos.principal, or ozone.om.kerberos.principal), or add ${principal} to its keytab`,
+    };
+  }
+  if (/replay/i.test(text) || krbError?.code === 34) {
+    return {
+      code: 'KRB_REPLAY',
+      message: `${who} took your Kerberos token for a replay (${said})`,
+      hint: 'try again; if it persists, check that the clocks agree and that nothing between you resends requests',
+    };
+  }
+  return undefined;
 }

@@ -50,6 +50,9 @@ export interface CachedTicket {
   expiresText: string;
   expires: Date | undefined;
   renewUntil: Date | undefined;
+  /** `klist -e`: the session key's and the ticket's encryption types. */
+  sessionKeyType?: string | undefined;
+  ticketType?: string | undefined;
 }
 
 export interface TicketCacheListing {
@@ -109,6 +112,11 @@ export function parseKlist(text: string): TicketCacheListing {
     const renew = RENEW_LINE.exec(line);
     const last = listing.tickets.at(-1);
     if (renew && last) last.renewUntil = parseKlistTime(renew[1]!);
+    const etype = /^\s+Etype \(skey, tkt\):\s*([^,]+),\s*(\S+)/.exec(line);
+    if (etype && last) {
+      last.sessionKeyType = etype[1]!.trim();
+      last.ticketType = etype[2]!.trim();
+    }
   }
   return listing;
 }

@@ -1,5 +1,5 @@
 /**
- * A pure, line-preserving editor for ~/.aws/config and ~/.aws/credentials (spec/aws-files.md).
+ * A pure, line-preserving editor for ~/.aws/config and ~/.aws/credentials (docs/aws-files.md).
  *
  * Lines are classified the way botocore reads them (Python configparser, strict mode): whole-line
  * `#`/`;` comments, `=` or `:` delimiters, case-insensitive keys, and continuation lines — any line

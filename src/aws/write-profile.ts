@@ -1,6 +1,6 @@
 /**
  * The safe file layer around the profile editor: lock, read, edit in memory, write a temp file,
- * fsync, rename over the target (spec/aws-files.md, "Safety rules").
+ * fsync, rename over the target (docs/aws-files.md, "Writing safely").
  */
 
 import { randomBytes } from 'node:crypto';

@@ -10,7 +10,7 @@ export interface CheckResult {
   detail: string;
   /** One line: what to do about it (warn and fail). */
   fix?: string | undefined;
-  /** The exit status a failure maps to (spec/cli.md exit table). */
+  /** The exit status a failure maps to (docs/cli.md exit table). */
   exitCode?: ExitCodeValue | undefined;
 }
 

@@ -410,6 +410,19 @@ export function checkKrb5Config(
     target.spnRealm
       ? `use --spn HTTP/${target.host}@${realm} (the realm of your ticket), or get a ticket in ${target.spnRealm}`
       : `add "${target.host} = ${realm}" under [domain_realm] in ${file}, or use an endpoint host name that maps to ${realm}`;
+  // Realm names are case-sensitive: `ad.example.com` is not AD.EXAMPLE.COM, and MIT finds no KDC for it.
+  const known = [clientRealm, defaultRealm, ...config.realms].filter((r): r is string => Boolean(r));
+  const caseTwin = mapped && known.find((r) => r !== mapped.realm && r.toUpperCase() === mapped.realm.toUpperCase());
+  if (mapped && caseTwin) {
+    return fail(
+      name,
+      ExitCode.auth,
+      `${parts.join('; ')}: realm names are case-sensitive, and ${mapped.realm} is not ${caseTwin}`,
+      target.spnRealm
+        ? `write the realm as ${caseTwin} in --spn`
+        : `write "${mapped.entry} = ${caseTwin}" under [domain_realm] in ${file} (realms are upper case by convention, always in AD)`,
+    );
+  }
   if (mapped && clientRealm && mapped.realm !== clientRealm) {
     const text = `${parts.join('; ')}; your ticket is for ${clientRealm}`;
     if (crossRealmFailure) return fail(name, ExitCode.auth, `${text}, and ${crossRealmFailure}`, mapFix(clientRealm));

@@ -11,7 +11,10 @@
  */
 import type { Dispatcher } from 'undici';
 import { ExitCode, Ozs3Error, sanitizeText } from '../errors.js';
-import type { Negotiation } from '../auth/spnego.js';
+import { extractNegotiateToken, type Negotiation } from '../auth/spnego.js';
+import { explainAcceptorFailure } from '../auth/causes.js';
+import { krbErrorFromChallenge, type KrbError } from '../auth/krb-error.js';
+import { ADMIN_ONLY_HINT, headerLimitCause } from '../rest/answers.js';
 import { mapNetworkError } from '../http/causes.js';
 import { fail, ok, warn, type CheckResult } from './check.js';
 import { PORT_HINT, endpointPort } from './network.js';
@@ -244,20 +247,58 @@ export function checkClock(probe: Probe): CheckResult {
 export async function classifyLogin(probe: Probe, negotiation: Negotiation, target: string): Promise<CheckResult> {
   const name = 'spnego';
   const reason = sanitizeText(probe.reason, 300);
+  const explain = (text: string | undefined, krbError?: KrbError) =>
+    explainAcceptorFailure({ text, krbError, who: 'the gateway', principal: target, now: new Date(probe.receivedAt) });
   if (probe.status === 401) {
+    // MIT acceptors say why in a KRB-ERROR inside the 401's Negotiate token.
+    const krbError = krbErrorFromChallenge(extractNegotiateToken(probe.headers['www-authenticate']));
+    const cause = explain(undefined, krbError);
+    if (cause) return fail(name, ExitCode.auth, `the gateway did not accept the token: ${cause.message}`, cause.hint);
     return fail(
       name,
       ExitCode.auth,
-      `the gateway answered 401 to a token for ${target}: it did not accept it`,
+      `the gateway answered 401 to a token for ${target}: it did not accept it${krbError ? ` (${krbError.name})` : ''}`,
       `the gateway may hold another principal: check --spn against its ozone.s3g.http.auth.kerberos.principal`,
     );
   }
+  const tooLarge = headerLimitCause({
+    status: probe.status,
+    reason: probe.reason,
+    headers: probe.headers,
+    bytes: Buffer.alloc(0),
+    body: probe.body,
+    sentTokenBytes: negotiation.tokenBytes,
+  });
+  if (tooLarge) return fail(name, tooLarge.exitCode, tooLarge.message, tooLarge.hint);
   if (probe.status === 403 && reason && !/^forbidden$/i.test(reason)) {
+    const cause = explain(reason);
     return fail(
       name,
       ExitCode.auth,
-      `the gateway could not verify the token for ${target}: ${reason}`,
-      `the gateway's keytab must hold ${target} with the key version the KDC has (ozone.s3g.secret.http.auth.kerberos.keytab / principal); else use --spn for the name it holds`,
+      `the gateway could not verify the token for ${target}: ${cause?.message ?? reason}`,
+      cause?.hint ??
+        `the gateway's keytab must hold ${target} with the key version the KDC has (ozone.s3g.secret.http.auth.kerberos.keytab / principal); else use --spn for the name it holds`,
+    );
+  }
+  if (probe.status >= 500) {
+    const cause = explain(`${probe.reason}\n${probe.body}`);
+    if (cause?.code === 'KRB_NAME_UNMAPPED') return fail(name, ExitCode.auth, cause.message, cause.hint);
+  }
+  let verified: boolean;
+  try {
+    verified = await negotiation.verify(probe.headers['www-authenticate']);
+  } catch (error) {
+    if (error instanceof Ozs3Error) return fail(name, error.exitCode, error.message, error.hint);
+    throw error;
+  }
+  const who = negotiation.principal ? ` as ${negotiation.principal}` : '';
+  const answered = `${probe.status}${reason ? ` ${reason}` : ''}`;
+  // Only a 2xx or a verified mutual-authentication token shows the gateway took the token.
+  if (!verified && !(probe.status >= 200 && probe.status < 300)) {
+    return warn(
+      name,
+      `the gateway answered ${answered} to the token for ${target}, with no mutual-authentication token: nothing shows it accepted the token`,
+      'an Ozone gateway answers a valid token with its own (WWW-Authenticate: Negotiate …) and 405 to GET; check --endpoint, or a proxy in between',
     );
   }
   if (probe.status === 400 && DISABLED.test(probe.body))
@@ -267,15 +308,7 @@ export async function classifyLogin(probe: Probe, negotiation: Negotiation, targ
       'the gateway accepted the token, then said: S3 Secret endpoint is disabled.',
       DISABLED_FIX,
     );
-  let verified: boolean;
-  try {
-    verified = await negotiation.verify(probe.headers['www-authenticate']);
-  } catch (error) {
-    if (error instanceof Ozs3Error) return fail(name, error.exitCode, error.message, error.hint);
-    throw error;
-  }
-  const who = negotiation.principal ? ` as ${negotiation.principal}` : '';
-  const mutual = verified ? 'mutual authentication verified' : 'the gateway sent no mutual-authentication token';
+  const mutual = verified ? 'mutual authentication verified' : 'no mutual-authentication token';
   if (probe.status === 405 || (probe.status >= 200 && probe.status < 300)) {
     return ok(
       name,
@@ -283,15 +316,11 @@ export async function classifyLogin(probe: Probe, negotiation: Negotiation, targ
     );
   }
   if (probe.status === 403) {
-    return warn(
-      name,
-      `the gateway accepted your token${who}, then answered 403`,
-      'on Ozone 2.x with authorization on, the whole endpoint is admin-only: ask to be added to ozone.s3.administrators',
-    );
+    return warn(name, `the gateway accepted your token${who}, then answered 403`, ADMIN_ONLY_HINT);
   }
   return warn(
     name,
-    `the gateway accepted your token${who} (${mutual}), then answered ${probe.status}${reason ? ` ${reason}` : ''}`,
+    `the gateway accepted your token${who} (${mutual}), then answered ${answered}`,
     'check --endpoint: an Ozone secret endpoint answers 405 to GET',
   );
 }

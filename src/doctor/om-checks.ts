@@ -14,11 +14,14 @@ import { realmOf } from './krb5-conf.js';
 import { checkDns, checkTcp } from './network.js';
 import type { Check } from './runner.js';
 import { awsFilesCheck, credentialsCheck, skipped, type CredentialFacts } from './shared-checks.js';
+import { checkClientName, checkServiceTicket, serviceTicketTypes } from './ticket-details.js';
 
 interface OmFacts extends CredentialFacts {
   /** Per node label: resolved, connected. */
   resolved: Record<string, boolean>;
   connected: Record<string, boolean>;
+  /** Per node label: the principal the handshake authenticated to, and the caller it proved. */
+  authenticated: Record<string, { servicePrincipal: string; caller: string | undefined }>;
 }
 
 type OmCheck = Check<DoctorContext, OmFacts>;
@@ -105,8 +108,12 @@ export function omChecks(ctx: DoctorContext, target: OmTarget): OmCheck[] {
             probe.handshakeMs !== undefined ? `${probe.handshakeMs} ms` : undefined,
           ].filter(Boolean);
           const detail = parts.join('; ');
+          const learnt = {
+            authenticated: { [key]: { servicePrincipal: probe.servicePrincipal, caller: probe.caller } },
+          };
           if (probe.protection === 'authentication') {
             return {
+              facts: learnt,
               result: warn(
                 saslName,
                 detail,
@@ -114,11 +121,35 @@ export function omChecks(ctx: DoctorContext, target: OmTarget): OmCheck[] {
               ),
             };
           }
-          return { result: ok(saslName, detail) };
+          return { result: ok(saslName, detail), facts: learnt };
         },
       },
     ];
   });
 
-  return [credentials, krb5, ...perNode, awsFilesCheck<OmFacts>(ctx)];
+  const first = nodes[0]!;
+  const firstSasl = `sasl${suffix(first)}`;
+  const clientName: OmCheck = {
+    name: 'client name',
+    after: [credentials.name, firstSasl],
+    timeoutMs: ctx.timeoutMs,
+    lateExit: ExitCode.auth,
+    run: (_, facts) => ({
+      result: checkClientName(facts.authenticated?.[label(first)]?.caller ?? facts.creds?.principal),
+    }),
+  };
+  const serviceTicket: OmCheck = {
+    name: 'service ticket',
+    after: [credentials.name, firstSasl],
+    timeoutMs: ctx.timeoutMs * 2,
+    lateExit: ExitCode.auth,
+    async run(_, facts) {
+      const authenticated = facts.authenticated?.[label(first)];
+      if (!authenticated) return skipped('service ticket', `no ticket for the OM (see ${firstSasl} above)`);
+      const types = await serviceTicketTypes(ctx, facts.creds!, authenticated.servicePrincipal);
+      return { result: checkServiceTicket(authenticated.servicePrincipal, types, undefined) };
+    },
+  };
+
+  return [credentials, clientName, krb5, ...perNode, serviceTicket, awsFilesCheck<OmFacts>(ctx)];
 }

@@ -23,6 +23,7 @@ import { bareHost, checkDns, checkTcp, checkTls, endpointPort, isLoopback, type 
 import type { Probe } from './gateway.js';
 import type { Check } from './runner.js';
 import { awsFilesCheck, credentialsCheck, skipped, type CredentialFacts } from './shared-checks.js';
+import { checkClientName, checkServiceTicket, serviceTicketTypes } from './ticket-details.js';
 import { PORT_HINT } from '../rest/answers.js';
 import { PROXY_HINT } from '../http/causes.js';
 
@@ -295,6 +296,42 @@ export function restChecks(ctx: DoctorContext, target: RestTarget): RestCheck[] 
     },
   };
 
+  const clientName: RestCheck = {
+    name: 'client name',
+    after: [credentials.name, 'service principal'],
+    timeoutMs: ctx.timeoutMs,
+    lateExit: ExitCode.auth,
+    run: (_, facts) => ({ result: checkClientName(facts.service?.negotiation?.principal ?? facts.creds?.principal) }),
+  };
+
+  const serviceTicket: RestCheck = {
+    name: 'service ticket',
+    after: [credentials.name, 'service principal'],
+    timeoutMs: ctx.timeoutMs * 2,
+    lateExit: ExitCode.auth,
+    async run(_, facts) {
+      const negotiation = facts.service?.negotiation;
+      if (!negotiation || !facts.service)
+        return skipped('service ticket', 'no service ticket (see service principal above)');
+      const principal = facts.service.target.principal;
+      const types = await serviceTicketTypes(ctx, facts.creds!, principal);
+      return { result: checkServiceTicket(principal, types, negotiation.tokenBytes) };
+    },
+  };
+
   // The report's order; each check still waits for the ones it reads.
-  return [credentials, krb5, servicePrincipal, dns, tcp, tls, clock, gateway, spnego, awsFilesCheck<RestFacts>(ctx)];
+  return [
+    credentials,
+    clientName,
+    krb5,
+    servicePrincipal,
+    serviceTicket,
+    dns,
+    tcp,
+    tls,
+    clock,
+    gateway,
+    spnego,
+    awsFilesCheck<RestFacts>(ctx),
+  ];
 }

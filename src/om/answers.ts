@@ -3,6 +3,7 @@
  * S3RevokeSecretRequest, OMSetSecretRequest, S3SecretRequestHelper) and Hadoop RPC exceptions
  * (RpcResponseHeaderProto ERROR/FATAL: exception class + message) turned into Ozs3Errors.
  */
+import { explainAcceptorFailure } from '../auth/causes.js';
 import { isFieldSet } from '@bufbuild/protobuf';
 import { BinaryReader } from '@bufbuild/protobuf/wire';
 import {
@@ -68,12 +69,11 @@ export function saslFailure(error: OmRemoteError, principal: string): AuthError 
   const text = error.remoteMessage;
   const said = firstLine(text);
   const cause = { cause: error };
-  if (/Clock skew/i.test(text)) {
-    return new AuthError('KRB_CLOCK_SKEW', `the OM and this machine disagree on the time (${said})`, {
-      ...cause,
-      hint: 'synchronise the clocks (NTP / chrony)',
-    });
-  }
+  // The same causes, in the same words, as the gateway's (src/auth/causes.ts); "GSS initiate failed"
+  // alone (Hadoop keeps the cause in its log) is handled below.
+  const known = explainAcceptorFailure({ text: said, who: 'the OM', principal });
+  if (known && known.code !== 'KRB_REPLAY')
+    return new AuthError(known.code, known.message, { ...cause, hint: known.hint });
   if (/replay/i.test(text)) {
     return new AuthError('OM_REPLAY', `the OM took the Kerberos authenticator for a replay (${said})`, {
       ...cause,

@@ -6,7 +6,7 @@
  * Loaded only on the OM path, on first use: koffi and the library cost 10–20 ms. MIT reads
  * KRB5CCNAME / KRB5_CLIENT_KTNAME / KRB5_CONFIG when it first needs them, so the caller sets the
  * environment (keytab login, see auth/kerberos-env.ts) before the first context. The `kerberos`
- * addon cannot be used here: it always negotiates "no security layer" (spec/om-rpc.md).
+ * addon cannot be used here: it always negotiates "no security layer" (docs/om-rpc.md).
  */
 import type { KoffiFunc, TypeObject } from 'koffi';
 import { mapGssError } from '../auth/causes.js';

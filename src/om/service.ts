@@ -1,6 +1,6 @@
 /**
  * The SecretService over the OzoneManager's own RPC, as `ozone s3 getsecret|revokesecret|setsecret`
- * speak it (spec/om-rpc.md). One connection per OM, reused for a whole batch with calls pipelined on
+ * speak it (docs/om-rpc.md). One connection per OM, reused for a whole batch with calls pipelined on
  * it; HA failover and retries inside one deadline per logical request; a new call id for every
  * logical call, the same (client id, call id) with retryCount + 1 for its retries, as Hadoop's
  * RetryInvocationHandler does, so the OM's retry cache answers a retry and never a new call.

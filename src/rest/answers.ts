@@ -3,6 +3,7 @@
  * turned into a result or an Ozs3Error with its cause and fix. The REST transport and the doctor's
  * gateway checks both use these.
  */
+import { explainAcceptorFailure } from '../auth/causes.js';
 import {
   AuthError,
   ForbiddenError,
@@ -30,6 +31,8 @@ export interface Exchange {
   bytes: Buffer;
   /** The same, decoded leniently: for matching error texts only. */
   body: string;
+  /** The size of the Kerberos token the request carried, if it carried one. */
+  sentTokenBytes?: number | undefined;
 }
 
 export class ServerError extends ResponseError {
@@ -49,6 +52,7 @@ export function interpretResponse(
   res: Exchange,
   endpoint: URL,
   path = endpoint.pathname,
+  servicePrincipal = `HTTP/${endpoint.hostname}`,
 ): Exchange {
   const { status } = res;
   const reason = sanitizeText(res.reason);
@@ -84,14 +88,18 @@ export function interpretResponse(
       hint: 'an Ozone admin must set ozone.s3g.secret.http.enabled=true on the S3 Gateway',
     });
   }
+  const tooLarge = headerLimitCause(res);
+  if (tooLarge) throw tooLarge;
   if (status === 403) {
     // Hadoop's AuthenticationFilter puts the Kerberos exception text in the reason phrase;
     // Ozone's admin filter answers a plain 403 Forbidden.
     if (
       reason !== '' &&
       !/^forbidden$/i.test(reason) &&
-      /GSS|Kerberos|authenticat|token|checksum|mechanism|principal|replay|ticket/i.test(reason)
+      /GSS|Kerberos|authenticat|token|checksum|mechanism|principal|replay|ticket|encryption|clock|key/i.test(reason)
     ) {
+      const cause = explainAcceptorFailure({ text: reason, who: 'the gateway', principal: servicePrincipal });
+      if (cause) throw new AuthError(cause.code, cause.message, { hint: cause.hint });
       throw new AuthError('KRB_REJECTED', `the gateway could not verify your Kerberos token: ${reason}`, {
         hint: "the gateway's keytab may not hold the principal you asked a ticket for; check --spn (default HTTP@<endpoint host>)",
       });
@@ -123,6 +131,11 @@ export function interpretResponse(
   }
   if (status === 404) throw new ResponseError('NOT_OZONE_ENDPOINT', `nothing at ${url} (404)`, { hint: PORT_HINT });
   const summary = `${status}${reason ? ` ${reason}` : ''}`;
+  // Hadoop's filter fails with 500 when auth_to_local has no rule for the name (enterprise names).
+  const unmapped =
+    status === 500 ? explainAcceptorFailure({ text, who: 'the gateway', principal: servicePrincipal }) : undefined;
+  if (unmapped?.code === 'KRB_NAME_UNMAPPED')
+    throw new AuthError(unmapped.code, unmapped.message, { hint: unmapped.hint });
   // Without Ozone authorization the gateway lets /{username} through, and the OM refuses a
   // non-admin with USER_MISMATCH, which the endpoint turns into a 500.
   if (status === 500 && /USER_MISMATCH/.test(text)) {
@@ -142,4 +155,38 @@ export function interpretResponse(
     throw new ServerError(status, `the gateway failed: ${summary}`, hint);
   }
   throw new ResponseError('UNEXPECTED_STATUS', `unexpected response from the gateway: ${summary}`);
+}
+
+/** Common request-header limits a Negotiate header meets on its way (bytes). */
+export const HEADER_LIMITS = [
+  { who: "Apache httpd's LimitRequestFieldSize", bytes: 8190 },
+  {
+    who: "Jetty's default request header size (Ozone's gateway unless hadoop.http.max.request.header.size is set)",
+    bytes: 8192,
+  },
+];
+
+/** The Authorization header's size for a token of `tokenBytes` (base64 plus "Negotiate "). */
+export function authorizationHeaderBytes(tokenBytes: number): number {
+  return 'Authorization: Negotiate '.length + Math.ceil(tokenBytes / 3) * 4;
+}
+
+/**
+ * 400 or 431 to a request that carried a large Kerberos token: the gateway's header limit, not
+ * the request. A user in hundreds of AD groups carries a PAC that makes an 8–9 KB header.
+ */
+export function headerLimitCause(res: Exchange): AuthError | undefined {
+  if (res.status !== 400 && res.status !== 431) return undefined;
+  const text = `${res.reason}\n${res.body.slice(0, 4096)}`;
+  const saysTooLarge = /too large|exceeds|header field|Request Header Fields/i.test(text) || res.status === 431;
+  const header = res.sentTokenBytes === undefined ? undefined : authorizationHeaderBytes(res.sentTokenBytes);
+  if (header === undefined || (!saysTooLarge && header < 4096)) return undefined;
+  const answer = `${res.status}${res.reason ? ` ${sanitizeText(res.reason, 80)}` : ''}`;
+  return new AuthError(
+    'KRB_TOKEN_TOO_LARGE',
+    `the gateway refused the request (${answer}): its Kerberos token is ${res.sentTokenBytes} bytes, an Authorization header of ${header} bytes, over the gateway's header limit`,
+    {
+      hint: 'a ticket this large comes from membership in many AD groups (the PAC): ask the gateway admins to raise the limit (Ozone/Hadoop: hadoop.http.max.request.header.size; Apache: LimitRequestFieldSize), use a principal in fewer groups, or use the OM RPC (--om HOST), which has no header limit',
+    },
+  );
 }

@@ -16,6 +16,8 @@ import {
 } from '../errors.js';
 import { extractNegotiateToken, hasNegotiateParameter, type Negotiation, type Negotiator } from '../auth/spnego.js';
 import { mapNetworkError } from '../http/causes.js';
+import { explainAcceptorFailure } from '../auth/causes.js';
+import { krbErrorFromChallenge } from '../auth/krb-error.js';
 import type { SecretService } from '../service/secret-service.js';
 import { RETRYABLE_STATUS, interpretResponse, type Exchange } from './answers.js';
 import { MAX_BODY_BYTES, oversizedBody, parseSecretXml, type S3Secret } from './secret-xml.js';
@@ -23,6 +25,8 @@ import { MAX_BODY_BYTES, oversizedBody, parseSecretXml, type S3Secret } from './
 export interface RestServiceOptions {
   /** Base URL of the endpoint, already normalised to end in /secret. */
   endpoint: URL;
+  /** The service principal, as causes name it (HTTP/host, with @REALM when pinned). */
+  servicePrincipal: string;
   /** Starts a fresh security context per request (SPNEGO; a fake in unit tests). */
   negotiator: Negotiator;
   /**
@@ -103,7 +107,7 @@ export class RestSecretService implements SecretService {
 
   private pathFor(user: string | undefined): string {
     const base = this.opts.endpoint.pathname;
-    // The user goes in the path, as one segment; Ozone ignores ?username= (spec: never send it).
+    // The user goes in the path, as one segment; Ozone ignores ?username= (docs/endpoint.md: never send it).
     return user === undefined ? base : `${base}/${encodeURIComponent(user)}`;
   }
 
@@ -118,7 +122,7 @@ export class RestSecretService implements SecretService {
     for (let attempt = 0; ; attempt++) {
       try {
         const res = await this.exchange(method, path, deadline);
-        return interpretResponse(method, user, res, this.opts.endpoint, path);
+        return interpretResponse(method, user, res, this.opts.endpoint, path, this.opts.servicePrincipal);
       } catch (error) {
         const retryable = isRetryable(error);
         if (!retryable || attempt >= this.opts.retries) throw error;
@@ -156,9 +160,7 @@ export class RestSecretService implements SecretService {
           this.trace('401: negotiating again with a fresh token');
           continue;
         }
-        throw new AuthError('KRB_REJECTED', 'the gateway rejected the Kerberos token (401 after renegotiation)', {
-          hint: 'check the service principal with --spn and that your ticket is for the right realm (klist)',
-        });
+        throw this.rejected(res);
       }
       if (res.status === 403) this.cookie = undefined;
       if (negotiation && res.status !== 403) {
@@ -217,11 +219,34 @@ export class RestSecretService implements SecretService {
       this.traceResponse(res.statusCode, reason, res.headers);
       const bytes = await readBounded(res.body, res.headers['content-length']);
       this.trace(`< ${bytes.length} bytes of body`);
-      return { status: res.statusCode, reason, headers: res.headers, bytes, body: bytes.toString('utf8') };
+      return {
+        status: res.statusCode,
+        reason,
+        headers: res.headers,
+        bytes,
+        body: bytes.toString('utf8'),
+        sentTokenBytes: negotiation?.tokenBytes,
+      };
     } catch (error) {
       if (error instanceof Ozs3Error || isBug(error)) throw error;
       throw mapNetworkError(error, endpoint, signal.aborted, timeoutMs);
     }
+  }
+
+  /** A 401 to a fresh token: the KRB-ERROR MIT acceptors send back names the cause. */
+  private rejected(res: Exchange): AuthError {
+    const krbError = krbErrorFromChallenge(extractNegotiateToken(res.headers['www-authenticate']));
+    const cause = explainAcceptorFailure({
+      krbError,
+      who: 'the gateway',
+      principal: this.opts.servicePrincipal,
+      now: new Date(),
+    });
+    if (cause) return new AuthError(cause.code, cause.message, { hint: cause.hint });
+    const said = krbError ? ` (${krbError.name})` : '';
+    return new AuthError('KRB_REJECTED', `the gateway rejected the Kerberos token (401 after renegotiation)${said}`, {
+      hint: 'check the service principal with --spn and that your ticket is for the right realm (klist)',
+    });
   }
 
   private rememberCookie(setCookie: string | string[] | undefined): void {

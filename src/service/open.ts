@@ -146,6 +146,7 @@ async function openRestService(
   const { RestSecretService } = await import('../rest/service.js');
   return new RestSecretService({
     endpoint,
+    servicePrincipal: `${target.service.value.replace('@', '/')}${target.realm ? `@${target.realm.value}` : ''}`,
     negotiator,
     firstNegotiation,
     mutualAuth: target.mutualAuth.value,

@@ -26,7 +26,7 @@ interface RefusalCase {
 const s3v4: ProfileEdit = { nested: { s3: { signature_version: 's3v4' } } };
 const regionR: ProfileEdit = { set: { region: 'r' } };
 
-// Spec vectors 1–24 (spec/aws-files.md). Vector 23 (symlinks) and the file modes of vector 1 are
+// Vectors 1–24 (docs/aws-files.md, "Test vectors"). Vector 23 (symlinks) and the file modes of vector 1 are
 // about the file layer and live in write-profile.test.ts.
 const editCases: EditCase[] = [
   {

@@ -153,6 +153,7 @@ describe('setsecret, in-process', () => {
     const { RestSecretService } = await import('../../src/rest/service.js');
     const rest = new RestSecretService({
       endpoint: new URL('https://g/secret'),
+      servicePrincipal: 'HTTP/g',
       negotiator: () => Promise.reject(new Error('never called')),
       mutualAuth: true,
       timeoutMs: 1000,

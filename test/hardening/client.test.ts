@@ -21,6 +21,7 @@ function clientWith(request: () => Promise<unknown>, opts: { retries?: number; t
   } as unknown as Dispatcher;
   const client = new RestSecretService({
     endpoint: normalizeEndpoint('https://s3g.test:19879'),
+    servicePrincipal: 'HTTP/s3g.test',
     mutualAuth: false,
     timeoutMs: opts.timeoutMs ?? 2000,
     retries: opts.retries ?? 2,

@@ -1,6 +1,6 @@
 /**
  * The built CLI against a scripted hostile server: every misbehaviour ends with its exit code from
- * spec/cli.md, within its deadline, in bounded memory, with nothing on stdout, one clean message on
+ * docs/cli.md, within its deadline, in bounded memory, with nothing on stdout, one clean message on
  * stderr and no stack trace. A real KDC issues the tickets (the server never checks them).
  */
 import { execFile, spawn } from 'node:child_process';

@@ -139,14 +139,20 @@ describe('RPC exceptions', () => {
   it.each<[string, string, string, number]>([
     [
       'javax.security.sasl.SaslException',
+      'GSS initiate failed [Caused by GSSException: Failure unspecified at GSS-API level (Mechanism level: Encryption type RC4 with HMAC is not supported/enabled)]',
+      'KRB_RC4_REFUSED',
+      3,
+    ],
+    [
+      'javax.security.sasl.SaslException',
       'GSS initiate failed [Caused by GSSException: Failure unspecified at GSS-API level (Mechanism level: Checksum failed)]',
-      'OM_CANNOT_VERIFY',
+      'KRB_KEY_MISMATCH',
       3,
     ],
     [
       'javax.security.sasl.SaslException',
       'GSS initiate failed [Caused by GSSException: ... Specified version of key is not available (44))]',
-      'OM_CANNOT_VERIFY',
+      'KRB_KEY_MISMATCH',
       3,
     ],
     [

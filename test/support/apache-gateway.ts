@@ -1,7 +1,7 @@
 /**
  * An independent SPNEGO acceptor for the Ozone `/secret` contract: Apache httpd + mod_auth_gssapi
  * does the Kerberos/SPNEGO acceptance (and sends the mutual-auth `WWW-Authenticate: Negotiate
- * <token>` itself), and ozone-secret.cgi.py (Python stdlib) implements spec/ozone-endpoint.md
+ * <token>` itself), and ozone-secret.cgi.py (Python stdlib) implements docs/endpoint.md
  * behind it. Nothing here shares code with the project's own gateway-server.mjs (Node `kerberos`).
  *
  *   await using gw = await startApacheGateway(realm, { admins: ['admin'] });

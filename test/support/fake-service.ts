@@ -33,7 +33,7 @@ export function createFakeService(): FakeService {
   const queues = new Map<string, Expectation[]>();
   const calls: { op: Op; user: string | undefined }[] = [];
   const key = (user: string | undefined) => user ?? '(own)';
-  const take = async (op: Op, user: string | undefined): Promise<Answer> => {
+  const take = async (op: Op, user: string | undefined): Promise<S3Secret | undefined> => {
     calls.push({ op, user });
     const next = queues.get(key(user))?.shift();
     if (!next || next.op !== op) {

@@ -334,7 +334,7 @@ export interface CliRun {
 }
 
 /**
- * The contract for a failure (spec/cli.md): the exit code, nothing on stdout, one `ozs3:` line and
+ * The contract for a failure (docs/cli.md): the exit code, nothing on stdout, one `ozs3:` line and
  * at most one `hint:` line on stderr, no control character or escape sequence, no stack trace,
  * and done within the deadline. Returns the message line for further checks.
  */

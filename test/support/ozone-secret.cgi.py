@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """
-The Ozone S3 Gateway secret endpoint (spec/ozone-endpoint.md) as a CGI program behind Apache httpd
+The Ozone S3 Gateway secret endpoint (docs/endpoint.md) as a CGI program behind Apache httpd
 + mod_auth_gssapi, which does the SPNEGO acceptance and hands us the caller as REMOTE_USER (the
 full principal, e.g. alice@OZS3.TEST, with GssapiLocalName Off). Python 3 standard library only.
 

@@ -17,6 +17,7 @@ function setup(opts: { retries?: number; verify?: Negotiation['verify']; mutualA
   let n = 0;
   const client = new RestSecretService({
     endpoint: normalizeEndpoint(ORIGIN),
+    servicePrincipal: 'HTTP/s3g.test',
     mutualAuth: opts.mutualAuth ?? false,
     timeoutMs: 2000,
     retries: opts.retries ?? 2,

@@ -1,0 +1,167 @@
+/** Kerberos causes read from what servers send back: KRB-ERRORs, JDK texts, header limits; doctor's ticket lines. */
+import { describe, expect, it } from 'vitest';
+import { explainAcceptorFailure, mapGssError } from '../../src/auth/causes.js';
+import { findKrbError, krbErrorFromChallenge } from '../../src/auth/krb-error.js';
+import { parseKlist } from '../../src/auth/klist.js';
+import { headerLimitCause, type Exchange } from '../../src/rest/answers.js';
+import { checkClientName, checkServiceTicket } from '../../src/doctor/ticket-details.js';
+
+/** DER: tag, length, contents. */
+function der(tag: number, ...content: Uint8Array[]): Uint8Array {
+  const body = Buffer.concat(content);
+  const length =
+    body.length < 128
+      ? [body.length]
+      : body.length < 256
+        ? [0x81, body.length]
+        : [0x82, body.length >> 8, body.length & 0xff];
+  return Buffer.concat([Buffer.from([tag, ...length]), body]);
+}
+const int = (n: number) => der(0x02, Buffer.from([n]));
+const gtime = (s: string) => der(0x18, Buffer.from(s));
+const gstr = (s: string) => der(0x1b, Buffer.from(s));
+
+function krbError(code: number, stime: string, etext?: string): Uint8Array {
+  return der(
+    0x7e,
+    der(
+      0x30,
+      der(0xa0, int(5)),
+      der(0xa1, int(30)),
+      der(0xa4, gtime(stime)),
+      der(0xa5, int(0)),
+      der(0xa6, int(code)),
+      der(0xa9, gstr('OZS3.TEST')),
+      ...(etext ? [der(0xab, gstr(etext))] : []),
+    ),
+  );
+}
+
+describe('KRB-ERROR in a Negotiate token', () => {
+  it('finds it inside a GSS/SPNEGO envelope and reads code, server time and text', () => {
+    // A GSS krb5 token: [APPLICATION 0] { OID, tok-id 03 00, KRB-ERROR }, inside an SPNEGO negTokenResp.
+    const inner = der(
+      0x60,
+      der(0x06, Buffer.from([0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02])),
+      Buffer.from([3, 0]),
+      krbError(37, '20261205153000Z', 'skew'),
+    );
+    const spnego = der(0xa1, der(0x30, der(0xa2, der(0x04, inner))));
+    expect(findKrbError(spnego)).toEqual({
+      code: 37,
+      name: 'KRB_AP_ERR_SKEW',
+      serverTime: new Date(Date.UTC(2026, 11, 5, 15, 30, 0)),
+      text: 'skew',
+    });
+    expect(krbErrorFromChallenge(Buffer.from(spnego).toString('base64'))?.code).toBe(37);
+  });
+
+  it('finds nothing in a token that holds none, or in garbage', () => {
+    expect(findKrbError(Buffer.from([0x7e, 0x05, 0x30, 0x03, 0x02, 0x01]))).toBeUndefined();
+    expect(krbErrorFromChallenge('bm90IGEgdG9rZW4=')).toBeUndefined();
+    expect(krbErrorFromChallenge(undefined)).toBeUndefined();
+  });
+});
+
+describe('what an acceptor refusal means', () => {
+  const base = { who: 'the gateway', principal: 'HTTP/s3g@AD.TEST' };
+  it.each([
+    [
+      'GSSException: Failure unspecified at GSS-API level (Mechanism level: Encryption type RC4 with HMAC is not supported/enabled)',
+      'KRB_RC4_REFUSED',
+      /kdestroy; kinit/,
+    ],
+    ['GSSException: ... (Mechanism level: Clock skew too great (37))', 'KRB_CLOCK_SKEW', /NTP/],
+    ['GSSException: ... (Mechanism level: Checksum failed)', 'KRB_KEY_MISMATCH', /kvno HTTP\/s3g@AD\.TEST/],
+    ['Specified version of key is not available (44)', 'KRB_KEY_MISMATCH', /export the keytab again/],
+    ['Request is a replay (34)', 'KRB_REPLAY', /try again/],
+    [
+      'org.apache.hadoop.security.authentication.util.KerberosName$NoMatchingRule: No rules applied to carol.smith\\@corp@AD.TEST',
+      'KRB_NAME_UNMAPPED',
+      /kinit -C/,
+    ],
+  ])('%s → %s', (text, code, hint) => {
+    const cause = explainAcceptorFailure({ ...base, text });
+    expect(cause?.code).toBe(code);
+    expect(cause?.hint).toMatch(hint);
+  });
+
+  it('says how far apart the clocks are from a KRB-ERROR', () => {
+    const cause = explainAcceptorFailure({
+      ...base,
+      krbError: { code: 37, name: 'KRB_AP_ERR_SKEW', serverTime: new Date('2026-12-05T15:40:00Z') },
+      now: new Date('2026-12-05T15:30:00Z'),
+    });
+    expect(cause?.message).toMatch(/the gateway's clock is 10 min ahead of this machine/);
+  });
+
+  it('leaves what it does not know alone', () => {
+    expect(explainAcceptorFailure({ ...base, text: 'something else' })).toBeUndefined();
+  });
+
+  it('names a realm written in lower case as the cause of "Cannot find KDC"', () => {
+    const error = mapGssError(new Error('Cannot find KDC for realm "ad.ozs3.test"'), { service: 'HTTP@localhost' });
+    expect(error.code).toBe('KRB_REALM_CASE');
+    expect(error.hint).toMatch(/AD\.OZS3\.TEST/);
+  });
+});
+
+describe('a token too large for the gateway', () => {
+  const answer = (status: number, reason: string, sentTokenBytes?: number): Exchange => ({
+    status,
+    reason,
+    headers: {},
+    bytes: Buffer.alloc(0),
+    body: status === 400 ? 'Size of a request header field exceeds server limit.' : '',
+    sentTokenBytes,
+  });
+  it('is named with its size and the limits to raise (exit 3)', () => {
+    const error = headerLimitCause(answer(400, 'Bad Request', 6626));
+    expect(error).toMatchObject({ code: 'KRB_TOKEN_TOO_LARGE', exitCode: 3 });
+    expect(error!.message).toMatch(/6626 bytes, an Authorization header of 8861 bytes/);
+    expect(error!.hint).toMatch(/hadoop\.http\.max\.request\.header\.size.*LimitRequestFieldSize/);
+    expect(headerLimitCause(answer(431, 'Request Header Fields Too Large', 6626))?.code).toBe('KRB_TOKEN_TOO_LARGE');
+  });
+  it('is not blamed for a 400 to a request without a token', () => {
+    expect(headerLimitCause(answer(400, 'Bad Request'))).toBeUndefined();
+  });
+});
+
+describe("doctor's ticket lines", () => {
+  it('reads the encryption types klist -e shows', () => {
+    const listing = parseKlist(
+      'Ticket cache: FILE:/tmp/cc\nDefault principal: alice@AD.TEST\n\nValid starting     Expires            Service principal\n12/05/26 14:00:00  12/06/26 00:00:00  HTTP/rc4host@AD.TEST\n\tEtype (skey, tkt): aes256-cts-hmac-sha1-96, arcfour-hmac \n',
+    );
+    expect(listing.tickets[0]).toMatchObject({ sessionKeyType: 'aes256-cts-hmac-sha1-96', ticketType: 'arcfour-hmac' });
+  });
+
+  it('warns on RC4 and on a token over common header limits', () => {
+    const rc4 = checkServiceTicket(
+      'HTTP/h@AD',
+      { sessionKeyType: 'aes256-cts-hmac-sha1-96', ticketType: 'arcfour-hmac' },
+      1900,
+    );
+    expect(rc4.status).toBe('warn');
+    expect(rc4.detail).toMatch(/ticket arcfour-hmac.*RC4, which JDK 17\+ acceptors/);
+    expect(rc4.fix).toMatch(/msDS-SupportedEncryptionTypes.*kdestroy; kinit/);
+    const big = checkServiceTicket(
+      'HTTP/h@AD',
+      { sessionKeyType: 'aes256-cts-hmac-sha1-96', ticketType: 'aes256-cts-hmac-sha1-96' },
+      6626,
+    );
+    expect(big).toMatchObject({ status: 'warn', detail: expect.stringMatching(/token 6626 bytes .*over Apache/) });
+    expect(checkServiceTicket('HTTP/h@AD', { sessionKeyType: 'aes256', ticketType: 'aes256' }, 1900).status).toBe('ok');
+  });
+
+  it('warns on enterprise-name escapes and capitals in the client name', () => {
+    expect(checkClientName('carol.smith\\@corp.example@AD.TEST')).toMatchObject({
+      status: 'warn',
+      fix: expect.stringContaining('kinit -C -E carol.smith@corp.example'),
+    });
+    expect(checkClientName('Alice@AD.TEST')).toMatchObject({
+      status: 'warn',
+      fix: expect.stringContaining('kinit -C'),
+    });
+    expect(checkClientName('alice@AD.TEST').status).toBe('ok');
+  });
+});
