@@ -4,7 +4,7 @@
 //   node scripts/gen-proto.mjs --check   the same into a temp dir; exit 1 when src/om/gen/ is stale
 //
 // Why trim: protobuf-es decodes every generated file's embedded descriptor at load, so start-up
-// cost grows with the schema (spec/om-rpc.md, "Protobuf at start-up"). The trimmed copy keeps names,
+// cost grows with the schema (docs/om-rpc.md, "Protobuf"). The trimmed copy keeps names,
 // field numbers, labels, types and defaults exactly; enums are never trimmed (an unknown enum value
 // would read as the default). The script fails when a kept declaration or field is missing, and
 // compares every kept descriptor with protoc's descriptor of the full file.

@@ -34,10 +34,10 @@ function integerIn(min: number, max: number) {
   };
 }
 
-/** The AWS CLI's own rule for profile names (docs/aws-files.md). */
+/** The profile names ozs3's AWS file editor accepts (docs/aws-files.md), checked before anything runs. */
 function profileName(value: string): string {
-  if (!/^[A-Za-z0-9_.@+-]+$/.test(value)) {
-    throw new InvalidArgumentError('a profile name holds only letters, digits and _ . @ + -');
+  if (!/^[A-Za-z0-9_\-@+.%:/]+$/.test(value)) {
+    throw new InvalidArgumentError('a profile name holds only letters, digits and _ - @ + . % : /');
   }
   return value;
 }
@@ -220,7 +220,7 @@ export function buildProgram(hooks: ProgramHooks): Command {
   after(doctor, [
     {
       prose: [
-        'First the plan: every setting a command would use and where it came from. Then the checks, in order. REST: ticket (or keytab), krb5.conf, service principal, dns, tcp, tls, clock, gateway, spnego, aws files. OM RPC: ticket (or keytab), krb5.conf, then for each OM: dns, tcp, sasl; aws files.',
+        'First the plan: every setting a command would use and where it came from. Then the checks, in order. REST: ticket (or keytab), client name, krb5.conf, service principal, service ticket (encryption types, token size), dns, tcp, tls, clock, gateway, spnego, aws files. OM RPC: ticket (or keytab), client name, krb5.conf, then for each OM: dns, tcp, sasl; service ticket, aws files.',
         'Each line starts with ok, warn, fail or skip, then what was found; warn and fail add a "fix:" line. The report is the command\'s output: it goes to stdout (--json: one JSON object with "plan", "checks" and "ok"). Nothing is created or revoked. Each check gives up after --timeout seconds (default 5).',
         'Exit status: 0 when no check failed (warnings allowed), else that of the first failed check: 2 settings, 3 Kerberos or clock skew, 7 DNS/TCP/TLS, 8 not an Ozone secret endpoint (or not Hadoop RPC) or disabled, 9 AWS files or --cacert.',
       ],

@@ -70,6 +70,11 @@ async function readSecret(opts: SetSecretOptions, deps: Deps): Promise<string> {
 export async function runSetSecret(opts: SetSecretOptions, deps: Deps): Promise<number> {
   secretFormat(opts);
   const plan = await loadPlan(opts, deps);
+  if (plan.target.transport !== 'om') {
+    throw new UsageError('setsecret needs the OzoneManager RPC: the S3 Gateway has no request to set a secret', {
+      hint: `name the OM with --om HOST[:PORT] or --om-service-id ID (or OZONE_CONF_DIR with an ozone-site.xml); the plan chose REST from ${plan.transport.from}`,
+    });
+  }
   const users = await resolveUsers(opts.user, undefined, deps);
   if (users.length > 1) throw new UsageError('setsecret sets one secret: name at most one user');
   const secret = await readSecret(opts, deps);

@@ -84,6 +84,8 @@ export interface OmTarget {
   principal: Sourced<string>;
   /** hadoop.rpc.protection from ozone-site.xml, when it says. */
   protection?: Sourced<string> | undefined;
+  /** ozone.client.wait.between.retries.millis: the wait before retrying a not-ready OM. */
+  waitBetweenRetriesMs?: Sourced<number> | undefined;
 }
 
 export interface CredentialPlan {
@@ -232,7 +234,13 @@ function omTarget(inputs: PlanInputs, spn: Sourced<string> | undefined): OmTarge
     );
   }
   const protection = pick<string>([site?.props.get('hadoop.rpc.protection'), `hadoop.rpc.protection in ${site?.path}`]);
-  return { transport: 'om', serviceId: sid, nodes, principal, protection };
+  const waitKey = 'ozone.client.wait.between.retries.millis';
+  const wait = Number(site?.props.get(waitKey));
+  const waitBetweenRetriesMs =
+    site?.props.has(waitKey) && Number.isFinite(wait) && wait >= 0
+      ? { value: wait, from: `${waitKey} in ${site.path}` }
+      : undefined;
+  return { transport: 'om', serviceId: sid, nodes, principal, protection, waitBetweenRetriesMs };
 }
 
 function credentialPlan(flags: ConnectionFlags, env: NodeJS.ProcessEnv, cwd: string): CredentialPlan {
@@ -251,8 +259,12 @@ function credentialPlan(flags: ConnectionFlags, env: NodeJS.ProcessEnv, cwd: str
 export function buildPlan(inputs: PlanInputs): ConnectionPlan {
   const { flags, env, preset, site } = inputs;
   const fromPreset = (key: string) => (preset ? presetSource(preset, key) : '');
-  const restExplicit = pick<string>([flags.endpoint, '--endpoint'], [env.OZS3_ENDPOINT, 'OZS3_ENDPOINT']);
   const omExplicit = flags.om !== undefined || flags.omServiceId !== undefined;
+  // A flag beats the environment: --om with OZS3_ENDPOINT set means the OM.
+  const restExplicit = pick<string>(
+    [flags.endpoint, '--endpoint'],
+    [omExplicit ? undefined : env.OZS3_ENDPOINT, 'OZS3_ENDPOINT'],
+  );
   if (restExplicit && omExplicit) {
     throw new UsageError(
       `${restExplicit.from} (REST) and ${flags.om !== undefined ? '--om' : '--om-service-id'} (OM RPC) name two ways to the secrets: give one`,
@@ -303,10 +315,11 @@ export function buildPlan(inputs: PlanInputs): ConnectionPlan {
     value: inputs.defaultTimeoutSeconds,
     from: 'default',
   };
-  const s3FromSite =
-    target.transport === 'rest' && site && transport.from.endsWith(site.path)
-      ? restFromOzoneSite(site.props).s3Endpoint
-      : undefined;
+  // ozone-site.xml's S3 address belongs to the cluster only when the target itself came from that file.
+  const fromSite =
+    site !== undefined &&
+    (transport.from.endsWith(site.path) || (target.transport === 'om' && target.nodes.from.endsWith(site.path)));
+  const s3FromSite = fromSite ? restFromOzoneSite(site.props).s3Endpoint : undefined;
   return {
     transport,
     target,

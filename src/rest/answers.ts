@@ -4,6 +4,7 @@
  * gateway checks both use these.
  */
 import { explainAcceptorFailure } from '../auth/causes.js';
+import { shellQuote } from '../format/secret.js';
 import {
   AuthError,
   ForbiddenError,
@@ -63,7 +64,7 @@ export function interpretResponse(
     throw new SecretExistsError(
       `S3_SECRET_ALREADY_EXISTS: ${who} already has an S3 secret, and Ozone shows a secret only once`,
       {
-        hint: `revoke it first (ozs3 revokesecret${user ? ` -u ${user}` : ''}) or use --if-exists rotate`,
+        hint: `revoke it first (ozs3 revokesecret${user ? ` -u ${shellQuote(user)}` : ''}) or use --if-exists rotate`,
       },
     );
   }

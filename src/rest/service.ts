@@ -19,7 +19,7 @@ import { mapNetworkError } from '../http/causes.js';
 import { explainAcceptorFailure } from '../auth/causes.js';
 import { krbErrorFromChallenge } from '../auth/krb-error.js';
 import type { SecretService } from '../service/secret-service.js';
-import { RETRYABLE_STATUS, interpretResponse, type Exchange } from './answers.js';
+import { RETRYABLE_STATUS, ServerError, interpretResponse, type Exchange } from './answers.js';
 import { MAX_BODY_BYTES, oversizedBody, parseSecretXml, type S3Secret } from './secret-xml.js';
 
 export interface RestServiceOptions {
@@ -36,6 +36,12 @@ export interface RestServiceOptions {
   firstNegotiation?: Promise<Negotiation> | undefined;
   /** Refuse a 2xx answer to a Negotiate request that brings no mutual-authentication token. */
   mutualAuth: boolean;
+  /**
+   * Reuse the gateway's hadoop.auth cookie instead of a fresh token (saves handshakes in a batch).
+   * Only where TLS or loopback authenticates the server: a cookie request gets no mutual token back,
+   * and over plain http the cookie itself travels in clear.
+   */
+  reuseCookie?: boolean | undefined;
   /** Deadline for one logical request: every attempt, renegotiation and backoff pause within it. */
   timeoutMs: number;
   retries: number;
@@ -126,7 +132,13 @@ export class RestSecretService implements SecretService {
       } catch (error) {
         const retryable = isRetryable(error);
         if (!retryable || attempt >= this.opts.retries) throw error;
-        if (error instanceof NetworkError && error.code !== 'ECONNREFUSED' && error.code !== 'DNS') onLostAttempt?.();
+        // Written and maybe done: a connection lost mid-answer, or a proxy's 502/504 after forwarding.
+        if (
+          (error instanceof NetworkError && error.code !== 'ECONNREFUSED' && error.code !== 'DNS') ||
+          (error instanceof ServerError && (error.status === 502 || error.status === 504))
+        ) {
+          onLostAttempt?.();
+        }
         // Full jitter on an exponential base: 250 ms, 500 ms, 1 s … capped at 4 s.
         const delay = Math.round(this.random() * Math.min(4000, 250 * 2 ** attempt));
         // No time left for another try: report what actually went wrong, not a timeout.
@@ -179,7 +191,7 @@ export class RestSecretService implements SecretService {
         if (verified) this.authenticatedPrincipal ??= negotiation.principal;
         else if (res.status < 300 && this.opts.mutualAuth) throw noMutualToken(method);
       }
-      if (res.status < 300) this.rememberCookie(res.headers['set-cookie']);
+      if (res.status < 300 && this.opts.reuseCookie !== false) this.rememberCookie(res.headers['set-cookie']);
       return res;
     }
   }

@@ -72,6 +72,7 @@ export function omServiceOptions(
   return {
     target: { serviceId: target.serviceId?.value, nodes: target.nodes.value, principal: target.principal.value },
     protection: target.protection?.value,
+    waitBetweenRetriesMs: target.waitBetweenRetriesMs?.value,
     principal: plan.credentials.principal?.value,
     keytab: plan.credentials.keytab?.value,
     timeoutMs: plan.timeoutMs.value,
@@ -150,6 +151,7 @@ async function openRestService(
     negotiator,
     firstNegotiation,
     mutualAuth: target.mutualAuth.value,
+    reuseCookie: endpoint.protocol === 'https:' || isLoopbackHost(host),
     timeoutMs: plan.timeoutMs.value,
     retries: plan.retries.value,
     dispatcher,

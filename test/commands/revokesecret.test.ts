@@ -149,6 +149,14 @@ describe('setsecret, in-process', () => {
     service.assertDone();
   });
 
+  it('refuses a REST plan before opening anything', async () => {
+    const t = fakeDeps(undefined);
+    await expect(runSetSecret({ endpoint: 'https://g:1', secret: 'x'.repeat(9) }, t.deps)).rejects.toMatchObject({
+      exitCode: 2,
+      message: /needs the OzoneManager RPC/,
+    });
+  });
+
   it('is OM only: over REST it says how to name the OM', async () => {
     const { RestSecretService } = await import('../../src/rest/service.js');
     const rest = new RestSecretService({

@@ -9,7 +9,9 @@ const ORIGIN = 'https://s3g.test:19879';
 const XML =
   '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><S3Secret><awsAccessKey>alice@EX.COM</awsAccessKey><awsSecret>s3cr3t</awsSecret></S3Secret>';
 
-function setup(opts: { retries?: number; verify?: Negotiation['verify']; mutualAuth?: boolean } = {}) {
+function setup(
+  opts: { retries?: number; verify?: Negotiation['verify']; mutualAuth?: boolean; reuseCookie?: boolean } = {},
+) {
   const agent = new MockAgent();
   agent.disableNetConnect();
   const pool = agent.get(ORIGIN);
@@ -19,6 +21,7 @@ function setup(opts: { retries?: number; verify?: Negotiation['verify']; mutualA
     endpoint: normalizeEndpoint(ORIGIN),
     servicePrincipal: 'HTTP/s3g.test',
     mutualAuth: opts.mutualAuth ?? false,
+    reuseCookie: opts.reuseCookie,
     timeoutMs: 2000,
     retries: opts.retries ?? 2,
     dispatcher: agent,
@@ -97,6 +100,28 @@ describe('RestSecretService over a mock dispatcher', () => {
     expect(error).toBeInstanceOf(SecretExistsError);
     expect(error.message).toMatch(/probably created/);
     expect(error.hint).toMatch(/--if-exists rotate/);
+  });
+
+  it('says so too when a 504 (the proxy gave up after forwarding) is followed by ALREADY_EXISTS', async () => {
+    const { pool, client } = setup();
+    pool.intercept({ path: '/secret', method: 'PUT' }).reply(504, 'gateway timeout');
+    pool.intercept({ path: '/secret', method: 'PUT' }).reply(400, 'S3_SECRET_ALREADY_EXISTS');
+    const error = await client.getSecret(undefined).catch((e) => e);
+    expect(error.message).toMatch(/probably created/);
+  });
+
+  it('sends a fresh token every time, never the cookie, where nothing else authenticates the server', async () => {
+    const { pool, client, tokens } = setup({ reuseCookie: false });
+    const cookieHeaders: unknown[] = [];
+    for (const user of ['a', 'b']) {
+      pool.intercept({ path: `/secret/${user}`, method: 'PUT' }).reply((o) => {
+        cookieHeaders.push((o.headers as Record<string, string>).cookie);
+        return { statusCode: 200, data: XML, responseOptions: { headers: { 'set-cookie': 'hadoop.auth="x"' } } };
+      });
+      await client.getSecret(user);
+    }
+    expect(cookieHeaders).toEqual([undefined, undefined]);
+    expect(tokens).toHaveLength(2);
   });
 
   it('does not follow a redirect and names its target', async () => {

@@ -100,6 +100,25 @@ describe('which transport', () => {
     expect(() => planOf({}, {}, two)).toThrow(/several OM services/);
   });
 
+  it('lets --om beat OZS3_ENDPOINT (a flag over the environment)', () => {
+    expect(planOf({ om: 'om1' }, { OZS3_ENDPOINT: 'https://g:1' }).target.transport).toBe('om');
+  });
+
+  it('takes the S3 address and the retry wait from the ozone-site.xml that named the OM', () => {
+    const plan = planOf(
+      {},
+      {},
+      {
+        'ozone.om.address': 'om1:9862',
+        'ozone.s3g.https-address': 's3g:9879',
+        'ozone.client.wait.between.retries.millis': '250',
+      },
+    );
+    expect(plan.s3Endpoint?.value).toBe('https://s3g:9879');
+    expect(plan.target).toMatchObject({ waitBetweenRetriesMs: { value: 250 } });
+    expect(planOf({ om: 'om2' }, {}, { 'ozone.s3g.https-address': 's3g:9879' }).s3Endpoint).toBeUndefined();
+  });
+
   it('refuses two ways at once, and says what is missing when there is none', () => {
     expect(() => planOf({ endpoint: 'https://g:1', om: 'om' })).toThrow(/give one/);
     expect(() => planOf({})).toThrow(/no endpoint/);
