@@ -19,6 +19,7 @@ import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, readdir, stat, writeF
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { clockOffsetEnv } from './jdk-gateway-faketime.js';
 import { withEnv, type Realm } from './realm.js';
 import { killDaemon, startDaemon, type Daemon } from './daemon.js';
 
@@ -37,6 +38,12 @@ export interface ApacheGatewayOptions {
    * 404 as a stock httpd does (false).
    */
   encodedSlashes?: boolean;
+  /**
+   * httpd's wall clock this many seconds off (libfaketime; Debian libfaketime), e.g. 600 for a
+   * gateway 10 minutes ahead: mod_auth_gssapi then judges client authenticators as skewed.
+   * Default: the real clock.
+   */
+  clockOffsetSec?: number;
 }
 
 /** One line of the CGI's own log: every request that got past mod_auth_gssapi. */
@@ -283,6 +290,7 @@ export async function startApacheGateway(realm: Realm, opts: ApacheGatewayOption
     KRB5_KTNAME: `FILE:${keytab}`,
     KRB5RCACHEDIR: join(dir, 'rcache'),
     KRB5CCNAME: `FILE:${join(dir, 'run', 'httpd.ccache')}`,
+    ...(opts.clockOffsetSec !== undefined ? clockOffsetEnv(opts.clockOffsetSec) : {}),
   });
   delete env['KRB5_CLIENT_KTNAME'];
   delete env['KRB5_KDC_PROFILE'];
