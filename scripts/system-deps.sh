@@ -6,13 +6,15 @@
 #   awscli python3-boto3   the real AWS readers for interop tests
 #   curl                   `curl --negotiate`, the reference client
 #   zsh, time, openssl     completion tests; GNU time for peak RSS; a private CA for the TLS tests
-#   openjdk-17-jdk-headless protobuf-compiler libprotobuf-java
-#                          the independent OzoneManager RPC test server (JDK SASL/GSSAPI, protobuf-java)
+#   openjdk-17-jdk-headless protobuf-compiler libprotobuf-java libjetty9-java libfaketime
+#                          the independent OzoneManager RPC test server (JDK SASL/GSSAPI, protobuf-java),
+#                          a JDK-GSS gateway on Jetty 9.4 (what Ozone runs), a gateway clock set ahead
 #   samba samba-ad-dc samba-ad-provision ldb-tools
 #                          a real Active Directory KDC for the AD tests (provisioned in a temp dir)
 set -euo pipefail
 packages=(libkrb5-dev krb5-kdc krb5-admin-server krb5-user curl awscli python3-boto3 apache2 libapache2-mod-auth-gssapi python3 zsh time openssl
-  openjdk-17-jdk-headless protobuf-compiler libprotobuf-java samba samba-ad-dc samba-ad-provision ldb-tools)
+  openjdk-17-jdk-headless protobuf-compiler libprotobuf-java libjetty9-java libfaketime
+  samba samba-ad-dc samba-ad-provision ldb-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -160,7 +160,7 @@ export function explainAcceptorFailure(failure: AcceptorFailure): AcceptorCause 
       hint: `synchronise the clocks of ${who} and this machine (NTP / chrony)`,
     };
   }
-  if (/NoMatchingRule|No rules applied to/i.test(text)) {
+  if (/NoMatchingRule|No rules applied to|Malformed Kerberos name/i.test(text)) {
     return {
       code: 'KRB_NAME_UNMAPPED',
       message: `${who} cannot map your principal to a user (${said}): an enterprise name (user\\@domain@REALM) or a name from another realm`,

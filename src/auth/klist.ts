@@ -112,7 +112,8 @@ export function parseKlist(text: string): TicketCacheListing {
     const renew = RENEW_LINE.exec(line);
     const last = listing.tickets.at(-1);
     if (renew && last) last.renewUntil = parseKlistTime(renew[1]!);
-    const etype = /^\s+Etype \(skey, tkt\):\s*([^,]+),\s*(\S+)/.exec(line);
+    // Its own line, or after "renew until …, " on the same one.
+    const etype = /Etype \(skey, tkt\):\s*([^,]+),\s*(\S+)/.exec(line);
     if (etype && last) {
       last.sessionKeyType = etype[1]!.trim();
       last.ticketType = etype[2]!.trim();

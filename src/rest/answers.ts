@@ -54,6 +54,8 @@ export function interpretResponse(
   endpoint: URL,
   path = endpoint.pathname,
   servicePrincipal = `HTTP/${endpoint.hostname}`,
+  /** The caller's principal, when mutual authentication proved the gateway took the token. */
+  authenticatedAs?: string,
 ): Exchange {
   const { status } = res;
   const reason = sanitizeText(res.reason);
@@ -148,11 +150,16 @@ export function interpretResponse(
     );
   }
   if (status >= 500) {
+    // Hadoop's filter fails with a bare 500 after a good handshake when auth_to_local has no rule
+    // for the name (KerberosName$NoMatchingRule, only in the gateway's log).
+    const nameHint = authenticatedAs
+      ? `the gateway authenticated you as ${authenticatedAs}, then failed: if that name is from another realm than the gateway's, or an enterprise name, Hadoop's auth_to_local has no rule for it (KerberosName$NoMatchingRule in its log): kinit -C, or ask its admins for a rule; else see the S3 Gateway log`
+      : undefined;
     const hint = RETRYABLE_STATUS.has(status)
       ? 'the gateway or its load balancer is unavailable; try again later'
       : user !== undefined
         ? 'for another user’s secret a 500 often means you are not an S3 admin (ozone.s3.administrators) on a gateway without Ozone authorization'
-        : undefined;
+        : nameHint;
     throw new ServerError(status, `the gateway failed: ${summary}`, hint);
   }
   throw new ResponseError('UNEXPECTED_STATUS', `unexpected response from the gateway: ${summary}`);

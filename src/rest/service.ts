@@ -128,7 +128,15 @@ export class RestSecretService implements SecretService {
     for (let attempt = 0; ; attempt++) {
       try {
         const res = await this.exchange(method, path, deadline);
-        return interpretResponse(method, user, res, this.opts.endpoint, path, this.opts.servicePrincipal);
+        return interpretResponse(
+          method,
+          user,
+          res,
+          this.opts.endpoint,
+          path,
+          this.opts.servicePrincipal,
+          this.authenticatedPrincipal,
+        );
       } catch (error) {
         const retryable = isRetryable(error);
         if (!retryable || attempt >= this.opts.retries) throw error;

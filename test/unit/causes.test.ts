@@ -130,9 +130,11 @@ describe('a token too large for the gateway', () => {
 describe("doctor's ticket lines", () => {
   it('reads the encryption types klist -e shows', () => {
     const listing = parseKlist(
-      'Ticket cache: FILE:/tmp/cc\nDefault principal: alice@AD.TEST\n\nValid starting     Expires            Service principal\n12/05/26 14:00:00  12/06/26 00:00:00  HTTP/rc4host@AD.TEST\n\tEtype (skey, tkt): aes256-cts-hmac-sha1-96, arcfour-hmac \n',
+      'Ticket cache: FILE:/tmp/cc\nDefault principal: alice@AD.TEST\n\nValid starting     Expires            Service principal\n12/05/26 14:00:00  12/06/26 00:00:00  HTTP/rc4host@AD.TEST\n\trenew until 12/12/26 14:00:00, Etype (skey, tkt): aes256-cts-hmac-sha1-96, arcfour-hmac \n12/05/26 14:00:00  12/06/26 00:00:00  HTTP/other@AD.TEST\n\tEtype (skey, tkt): aes128-cts-hmac-sha1-96, aes128-cts-hmac-sha1-96 \n',
     );
     expect(listing.tickets[0]).toMatchObject({ sessionKeyType: 'aes256-cts-hmac-sha1-96', ticketType: 'arcfour-hmac' });
+    expect(listing.tickets[1]).toMatchObject({ ticketType: 'aes128-cts-hmac-sha1-96' });
+    expect(listing.tickets[0]!.renewUntil).toBeInstanceOf(Date);
   });
 
   it('warns on RC4 and on a token over common header limits', () => {
