@@ -44,6 +44,8 @@ export interface OmServiceOptions {
   timeoutMs: number;
   /** Rounds of retries over unreachable OMs (the REST client's --retries). */
   retries: number;
+  /** Called once per connection, after SASL: what was negotiated (for the warning on authentication-only). */
+  onEstablished?: ((facts: HandshakeFacts) => void) | undefined;
   /** For --verbose: states, principals, layers, call ids, statuses; never tokens or secrets. */
   trace?: ((line: string) => void) | undefined;
   /** Ozone's ozone.client.wait.between.retries.millis: not-ready and full-round waits (default 2000). */
@@ -251,6 +253,7 @@ class OmClient implements OmSecretService {
       const conn = await opening;
       this.facts = conn.facts;
       this.authenticatedPrincipal ??= conn.facts.caller;
+      this.opts.onEstablished?.(conn.facts);
       if (this.closed) conn.close();
       return conn;
     } catch (error) {

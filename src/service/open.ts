@@ -87,7 +87,19 @@ export async function openSecretService(plan: ConnectionPlan, deps: Deps, opts: 
   await prepareCredentials(plan, deps, trace);
   if (plan.target.transport === 'om') {
     const { createOmSecretService } = await import('../om/service.js');
-    return createOmSecretService(omServiceOptions(plan, plan.target, trace));
+    const warned = new Set<string>();
+    return createOmSecretService({
+      ...omServiceOptions(plan, plan.target, trace),
+      // As for plain http://: say so when nothing but authentication protects the connection.
+      onEstablished: (facts) => {
+        const host = facts.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+        if (facts.protection !== 'authentication' || isLoopbackHost(host) || warned.has(facts.address)) return;
+        warned.add(facts.address);
+        deps.io.err(
+          `ozs3: warning: the OM at ${facts.address} protects its RPC with authentication only (hadoop.rpc.protection): the secret crosses the network unencrypted\n`,
+        );
+      },
+    });
   }
   return openRestService(plan, plan.target, deps, opts, trace);
 }
