@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: a reproducible benchmark of ozs3 against its floors (bare Node, curl --negotiate),
- * on a throwaway MIT realm and the local test gateway. A report, never a timed test: it exits 0 on
- * a MISS and non-zero only when a run fails.
+ * on a throwaway MIT realm, the local test gateway (REST, SPNEGO) and the Java OM test server (OM
+ * RPC, SASL/GSSAPI with privacy). A report, never a timed test: it exits 0 on a MISS and non-zero
+ * only when a run fails. Servers start before the timed rounds; only the client processes are timed.
  *
  *   npx tsx scripts/bench.mts [--rounds N] [--users N] [--batch-rounds N] [--warmup N] [--json]
  *
@@ -17,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRealm, withEnv, type Realm } from '../test/support/realm.js';
 import { startGateway, type Gateway } from '../test/support/gateway.js';
+import { startOmServer, type OmServer } from '../test/support/om-server.js';
 
 const BIN = fileURLToPath(new URL('../bin/ozs3', import.meta.url));
 const DIST_MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -80,7 +82,7 @@ function parseArgs(argv: string[]): BenchOptions {
       case '-h':
       case '--help':
         process.stdout.write(`${USAGE}\n`);
-        process.exit(0);
+        return process.exit(0);
       default:
         usageError(`unknown argument '${arg}'`);
     }
@@ -220,6 +222,9 @@ interface Case {
 interface BenchContext {
   realm: Realm;
   gateway: Gateway;
+  om: OmServer;
+  /** host:port of the OM, for --om. */
+  omAddress: string;
   env: Record<string, string>;
   principal: string;
   users: string[];
@@ -253,10 +258,16 @@ async function pool<T>(items: readonly T[], limit: number, task: (item: T) => Pr
 }
 
 function buildCases(ctx: BenchContext): Case[] {
-  const { gateway, env } = ctx;
+  const { gateway, env, om, omAddress } = ctx;
   const n = ctx.users.length;
   const reset = () => gateway.reset();
   const secretUrl = `${gateway.url}/secret`;
+  /** The OM holds no secret for these access ids, and its logs are empty (the retry cache too). */
+  const resetOm = async (accessIds: readonly string[]) => {
+    const held = await om.secrets();
+    await Promise.all(accessIds.filter((id) => id in held).map((id) => om.setSecret(id, null)));
+    await om.reset({ retryCache: true });
+  };
 
   return [
     {
@@ -316,6 +327,31 @@ function buildCases(ctx: BenchContext): Case[] {
       },
     },
     {
+      id: 'om-getsecret',
+      label: 'ozs3 getsecret --om (privacy)',
+      command: `${process.execPath} bin/ozs3 getsecret --om ${omAddress}`,
+      batch: false,
+      prepare: () => resetOm([ctx.principal]),
+      async run(label) {
+        const since = Date.now();
+        const r = await runTimed(process.execPath, [BIN, 'getsecret', '--om', omAddress], env);
+        const m = /^awsAccessKey=(.+)\nawsSecret=(\S+)\n$/.exec(r.stdout);
+        if (r.code !== 0 || !m)
+          throw describeFailure(label, this.command, r, 'expected exit 0 and the two lines awsAccessKey=…/awsSecret=…');
+        const stored = (await om.secrets())[ctx.principal];
+        if (m[1] !== ctx.principal || m[2] !== stored) {
+          throw describeFailure(
+            label,
+            this.command,
+            r,
+            `printed key pair is not the one the OM issued to ${ctx.principal}`,
+          );
+        }
+        await checkOneOmConnection(ctx, label, 1, since);
+        return r;
+      },
+    },
+    {
       id: 'batch-ozs3',
       label: `batch: ozs3 --users-file (${n})`,
       command: `${process.execPath} bin/ozs3 getsecret --users-file FILE --json --endpoint ${gateway.url}`,
@@ -328,7 +364,26 @@ function buildCases(ctx: BenchContext): Case[] {
           env,
         );
         if (r.code !== 0) throw describeFailure(label, this.command, r, `expected exit 0 for ${n} users`);
-        await checkNdjson(ctx, r, label, this.command);
+        await checkNdjson(ctx, r, label, this.command, await gateway.secrets(), 'gateway');
+        return r;
+      },
+    },
+    {
+      id: 'batch-om',
+      label: `batch: ozs3 --users-file --om (${n})`,
+      command: `${process.execPath} bin/ozs3 getsecret --users-file FILE --json --om ${omAddress}`,
+      batch: true,
+      prepare: () => resetOm(ctx.users),
+      async run(label) {
+        const since = Date.now();
+        const r = await runTimed(
+          process.execPath,
+          [BIN, 'getsecret', '--users-file', ctx.usersFile, '--json', '--om', omAddress],
+          env,
+        );
+        if (r.code !== 0) throw describeFailure(label, this.command, r, `expected exit 0 for ${n} users`);
+        await checkNdjson(ctx, r, label, this.command, await om.secrets(), 'OM');
+        await checkOneOmConnection(ctx, label, n, since);
         return r;
       },
     },
@@ -368,13 +423,19 @@ function buildCases(ctx: BenchContext): Case[] {
   ];
 }
 
-/** N NDJSON lines, in input order, each user's key pair exactly the one the gateway issued. */
-async function checkNdjson(ctx: BenchContext, r: RunResult, label: string, command: string): Promise<void> {
+/** N NDJSON lines, in input order, each user's key pair exactly the one the server issued. */
+async function checkNdjson(
+  ctx: BenchContext,
+  r: RunResult,
+  label: string,
+  command: string,
+  stored: Record<string, string>,
+  server: string,
+): Promise<void> {
   const lines = r.stdout.split('\n');
   if (lines.pop() !== '') throw describeFailure(label, command, r, 'NDJSON output does not end with a newline');
   if (lines.length !== ctx.users.length)
     throw describeFailure(label, command, r, `expected ${ctx.users.length} NDJSON lines, got ${lines.length}`);
-  const stored = await ctx.gateway.secrets();
   lines.forEach((line, i) => {
     let parsed: { user?: unknown; awsAccessKey?: unknown; awsSecret?: unknown };
     try {
@@ -395,10 +456,24 @@ async function checkNdjson(ctx: BenchContext, r: RunResult, label: string, comma
         label,
         command,
         r,
-        `line ${i + 1}: the key pair for ${user} is not the one the gateway issued`,
+        `line ${i + 1}: the key pair for ${user} is not the one the ${server} issued`,
       );
     }
   });
+}
+
+/** The run used one OM connection, privacy-wrapped throughout, for all its calls. */
+async function checkOneOmConnection(ctx: BenchContext, label: string, calls: number, since: number): Promise<void> {
+  // (A connection of an earlier run still closing when the log was reset is not this run's.)
+  const connections = (await ctx.om.connections()).filter((x) => x.openedAt >= since);
+  const [c] = connections;
+  if (connections.length !== 1 || !c || c.calls !== calls || c.qop !== 'auth-conf' || c.plaintextAfterLayer !== 0) {
+    throw new BenchFailure(
+      `${label}: expected one privacy connection carrying ${calls} call(s), got ${JSON.stringify(
+        connections.map((x) => ({ calls: x.calls, qop: x.qop, plaintextAfterLayer: x.plaintextAfterLayer })),
+      )}`,
+    );
+  }
 }
 
 async function checkStoreHolds(ctx: BenchContext, label: string): Promise<void> {
@@ -483,6 +558,13 @@ function ratios(s: Record<string, CaseStats>): Ratio[] {
       1.3,
     ),
     r('batch: sequential curl / ozs3', get('batch-curl-seq').medianMs / get('batch-ozs3').medianMs, '≥', 1.5),
+    // The OM transport: no curl-like floor exists for Hadoop RPC (`ozone s3 getsecret` starts a JVM),
+    // so it is held to bare Node and to the REST transport: no HTTP stack to load, but SASL round
+    // trips, koffi + libgssapi and protobuf instead; a batch is one connection, calls pipelined.
+    r('OM: getsecret --om / node -e 0', get('om-getsecret').medianMs / get('node').medianMs, '≤', 4.5),
+    r('OM: getsecret --om / getsecret over REST', get('om-getsecret').medianMs / get('getsecret').medianMs, '≤', 1.1),
+    r('OM: peak RSS getsecret --om / node -e 0', get('om-getsecret').peakRssKiB / get('node').peakRssKiB, '≤', 1.5),
+    r('OM: batch --om / batch over REST', get('batch-om').medianMs / get('batch-ozs3').medianMs, '≤', 1.2),
   ];
 }
 
@@ -555,6 +637,7 @@ async function measureTimeWrapper(env: Record<string, string>): Promise<number> 
 
 let realm: Realm | undefined;
 let gateway: Gateway | undefined;
+let om: OmServer | undefined;
 let cleaning: Promise<void> | undefined;
 
 function cleanup(): Promise<void> {
@@ -562,6 +645,7 @@ function cleanup(): Promise<void> {
     for (const pid of liveGroups) killGroup(pid);
     liveGroups.clear();
     await gateway?.close().catch(() => {});
+    await om?.close().catch(() => {});
     await realm?.stop().catch(() => {});
     if (benchDir) rmSync(benchDir, { recursive: true, force: true });
   })();
@@ -591,19 +675,25 @@ async function bench(opts: BenchOptions): Promise<void> {
   const { curlVersion } = await preflight();
   benchDir = mkdtempSync(join(tmpdir(), 'ozs3-bench-'));
 
-  progress('starting the realm and the gateway');
+  progress('starting the realm, the gateway and the OM test server');
   settingUp = true;
   realm = await startRealm();
   const password = 'bench-pw';
   const principal = await realm.addPrincipal(BENCH_USER, { password });
   const ccache = await realm.kinit(BENCH_USER, { password, ccache: join(benchDir, 'ccache') });
   gateway = await startGateway(realm, { admins: [BENCH_USER] });
+  // The Java OM test server (JDK 17, protobuf-java; built into .cache/java on first use). Its
+  // start-up, and the build, happen here, outside every timed region.
+  om = await startOmServer(realm, { protection: 'privacy', admins: [BENCH_USER] }).catch((error: unknown) => {
+    throw new BenchFailure(`the OM test server did not start: ${(error as Error).message}`);
+  });
+  const omAddress = om.nodes[0]!.address;
   // A ticket-cache user: KRB5_CLIENT_KTNAME empty, or ozs3 would log in from the (empty) client keytab.
   const env = withEnv(realm, { KRB5CCNAME: ccache, KRB5_CLIENT_KTNAME: '' });
   const users = Array.from({ length: opts.users }, (_, i) => `user${String(i + 1).padStart(3, '0')}`);
   const usersFile = join(benchDir, 'users.txt');
   await writeFile(usersFile, `${users.join('\n')}\n`);
-  const ctx: BenchContext = { realm, gateway, env, principal, users, usersFile };
+  const ctx: BenchContext = { realm, gateway, om, omAddress, env, principal, users, usersFile };
   settingUp = false;
 
   const machine: Machine = {

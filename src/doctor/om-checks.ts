@@ -127,27 +127,30 @@ export function omChecks(ctx: DoctorContext, target: OmTarget): OmCheck[] {
     ];
   });
 
-  const first = nodes[0]!;
-  const firstSasl = `sasl${suffix(first)}`;
+  // After every node's handshake: the first OM that authenticated tells the client name and ticket.
+  const allSasl = nodes.map((node) => `sasl${suffix(node)}`);
+  const firstAuthenticated = (facts: Partial<OmFacts>) =>
+    nodes.map((node) => facts.authenticated?.[label(node)]).find((a) => a !== undefined);
   const clientName: OmCheck = {
     name: 'client name',
-    after: [credentials.name, firstSasl],
+    after: [credentials.name, ...allSasl],
     timeoutMs: ctx.timeoutMs,
     lateExit: ExitCode.auth,
-    run: (_, facts) => ({
-      result: checkClientName(facts.authenticated?.[label(first)]?.caller ?? facts.creds?.principal),
-    }),
+    run: (_, facts) => ({ result: checkClientName(firstAuthenticated(facts)?.caller ?? facts.creds?.principal) }),
   };
   const serviceTicket: OmCheck = {
     name: 'service ticket',
-    after: [credentials.name, firstSasl],
+    after: [credentials.name, ...allSasl],
     timeoutMs: ctx.timeoutMs * 2,
     lateExit: ExitCode.auth,
     async run(_, facts) {
-      const authenticated = facts.authenticated?.[label(first)];
-      if (!authenticated) return skipped('service ticket', `no ticket for the OM (see ${firstSasl} above)`);
-      const types = await serviceTicketTypes(ctx, facts.creds!, authenticated.servicePrincipal);
-      return { result: checkServiceTicket(authenticated.servicePrincipal, types, undefined) };
+      const authenticated = firstAuthenticated(facts);
+      if (!authenticated) return skipped('service ticket', 'no OM authenticated you (see sasl above)');
+      const principal = authenticated.servicePrincipal;
+      // Without a realm in the name, klist shows the one the KDC gave: match om/host@ as a prefix.
+      const listed = principal.includes('@') ? principal : `${principal}@`;
+      const types = await serviceTicketTypes(ctx, facts.creds!, listed);
+      return { result: checkServiceTicket(principal, types, undefined) };
     },
   };
 

@@ -37,9 +37,9 @@ export async function runChecks<C, F>(checks: readonly Check<C, F>[], ctx: C): P
       return start(needed, [...path, check.name]);
     });
     const promise = Promise.all(inputs).then(async (done) => {
-      const given = Object.assign({}, ...done.map((d) => d.facts)) as Partial<F>;
+      const given = mergeFacts<F>(done.map((d) => d.facts));
       const outcome = await guarded(check, ctx, given);
-      return { facts: { ...given, ...outcome.facts }, result: outcome.result };
+      return { facts: mergeFacts<F>([given, outcome.facts ?? {}]), result: outcome.result };
     });
     started.set(check.name, promise);
     return promise;
@@ -73,4 +73,23 @@ async function guarded<C, F>(check: Check<C, F>, ctx: C, facts: Partial<F>): Pro
       ),
     };
   }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+/**
+ * Facts from several checks, later ones winning; records keyed per node (`{ om1: … }`, `{ om2: … }`)
+ * are merged, so a check after every node's chain sees all of them.
+ */
+export function mergeFacts<F>(all: Partial<F>[]): Partial<F> {
+  const merged: Record<string, unknown> = {};
+  for (const facts of all) {
+    for (const [key, value] of Object.entries(facts as Record<string, unknown>)) {
+      const before = merged[key];
+      merged[key] = isRecord(before) && isRecord(value) ? { ...before, ...value } : value;
+    }
+  }
+  return merged as Partial<F>;
 }
