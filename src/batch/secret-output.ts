@@ -5,6 +5,7 @@
  */
 import { UsageError, sanitizeText } from '../errors.js';
 import { OutputError } from '../io.js';
+import type { ConnectionPlan } from '../plan/plan.js';
 import type { Deps } from '../deps.js';
 import { formatJsonLine, formatLabelled, formatSecret, shellQuote, type SecretFormat } from '../format/secret.js';
 import type { S3Secret } from '../rest/secret-xml.js';
@@ -50,7 +51,7 @@ export function printsSecrets(flags: SecretOutputFlags): boolean {
  * stdout closed or /dev/null: every secret printed there is lost for good. Refuse before anything
  * is requested.
  */
-export function refuseDiscardedStdout(flags: SecretOutputFlags, deps: Deps): void {
+function refuseDiscardedStdout(flags: SecretOutputFlags, deps: Deps): void {
   const where = deps.io.stdoutDiscarded;
   if (!where || !printsSecrets(flags)) return;
   throw new UsageError(
@@ -71,13 +72,23 @@ export interface AwsWriteSettings {
   s3Endpoint?: string | undefined;
 }
 
+/**
+ * Checks everything about the output before any request: stdout can take a secret, the AWS files
+ * can be edited. The profile's region and endpoint_url fall back to the plan's (preset, ozone-site.xml).
+ */
 export async function createSecretOutput(
   flags: SecretOutputFlags,
-  aws: AwsWriteSettings,
+  plan: Pick<ConnectionPlan, 'region' | 's3Endpoint'>,
   batch: boolean,
   deps: Deps,
 ): Promise<SecretOutput> {
   const format = secretFormat(flags);
+  refuseDiscardedStdout(flags, deps);
+  const aws: AwsWriteSettings = {
+    profile: flags.profile,
+    region: flags.region ?? plan.region?.value,
+    s3Endpoint: flags.s3Endpoint ?? plan.s3Endpoint?.value,
+  };
   const writer = flags.writeAws ? await prepareAwsWrite(aws, deps) : undefined;
   const prints = printsSecrets(flags);
   let laterError: Error | undefined;

@@ -7,13 +7,7 @@ import { openSecretService } from '../service/open.js';
 import type { SecretService } from '../service/secret-service.js';
 import { resolveUsers } from '../batch/users.js';
 import { runBatch, type UserResult } from '../batch/run.js';
-import {
-  createSecretOutput,
-  refuseDiscardedStdout,
-  rotateCommand,
-  secretFormat,
-  type SecretOutputFlags,
-} from '../batch/secret-output.js';
+import { createSecretOutput, rotateCommand, secretFormat, type SecretOutputFlags } from '../batch/secret-output.js';
 
 export type IfExists = 'fail' | 'skip' | 'rotate';
 
@@ -63,17 +57,7 @@ export async function runGetSecret(opts: GetSecretOptions, deps: Deps): Promise<
       hint: 'use --json to collect several users’ secrets',
     });
   }
-  refuseDiscardedStdout(opts, deps);
-  const output = await createSecretOutput(
-    opts,
-    {
-      profile: opts.profile,
-      region: opts.region ?? plan.region?.value,
-      s3Endpoint: opts.s3Endpoint ?? plan.s3Endpoint?.value,
-    },
-    batch,
-    deps,
-  );
+  const output = await createSecretOutput(opts, plan, batch, deps);
   const concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
   const service = await openSecretService(plan, deps, {
     connections: Math.max(1, Math.min(concurrency, users.length)),

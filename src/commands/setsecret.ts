@@ -8,12 +8,7 @@ import type { ConnectionFlags } from '../plan/plan.js';
 import { openSecretService } from '../service/open.js';
 import { resolveUsers } from '../batch/users.js';
 import { runBatch } from '../batch/run.js';
-import {
-  createSecretOutput,
-  refuseDiscardedStdout,
-  secretFormat,
-  type SecretOutputFlags,
-} from '../batch/secret-output.js';
+import { createSecretOutput, secretFormat, type SecretOutputFlags } from '../batch/secret-output.js';
 import { shellQuote } from '../format/secret.js';
 
 export interface SetSecretOptions extends ConnectionFlags, SecretOutputFlags {
@@ -78,17 +73,7 @@ export async function runSetSecret(opts: SetSecretOptions, deps: Deps): Promise<
   const users = await resolveUsers(opts.user, undefined, deps);
   if (users.length > 1) throw new UsageError('setsecret sets one secret: name at most one user');
   const secret = await readSecret(opts, deps);
-  refuseDiscardedStdout(opts, deps);
-  const output = await createSecretOutput(
-    opts,
-    {
-      profile: opts.profile,
-      region: opts.region ?? plan.region?.value,
-      s3Endpoint: opts.s3Endpoint ?? plan.s3Endpoint?.value,
-    },
-    false,
-    deps,
-  );
+  const output = await createSecretOutput(opts, plan, false, deps);
   const service = await openSecretService(plan, deps, { connections: 1 });
   try {
     const outcome = await runBatch(

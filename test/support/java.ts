@@ -20,6 +20,8 @@ import { fileURLToPath } from 'node:url';
 export const JAVA_DEBIAN_PACKAGES = 'openjdk-17-jdk-headless protobuf-compiler libprotobuf-java';
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const JAVA_CACHE_DIR = join(REPO_ROOT, '.cache', 'java');
+/** Sources every Java fixture compiles in: the JSON of their control channels. */
+export const JAVA_COMMON_SOURCES = [fileURLToPath(new URL('./java-common/Json.java', import.meta.url))];
 const PROTOBUF_JAR_CANDIDATES = ['/usr/share/java/protobuf.jar', '/usr/share/java/protobuf-java.jar'];
 
 export interface JavaBuildSpec {

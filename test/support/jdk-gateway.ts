@@ -31,7 +31,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { RecordedRequest } from './gateway.js';
 import { clockOffsetEnv } from './jdk-gateway-faketime.js';
-import { buildJava, type JavaBuild } from './java.js';
+import { JAVA_COMMON_SOURCES, buildJava, type JavaBuild } from './java.js';
 import { withEnv, type Realm } from './realm.js';
 
 export type { RecordedRequest };
@@ -39,7 +39,6 @@ export type { RecordedRequest };
 export const JDK_GATEWAY_JAVA_DIR = fileURLToPath(new URL('./jdk-gateway/', import.meta.url));
 export const JDK_GATEWAY_DEBIAN_PACKAGES = 'openjdk-17-jdk-headless libjetty9-java';
 const JAVA_SOURCES = [
-  'Json.java',
   'GatewayState.java',
   'HadoopNames.java',
   'HadoopAuthFilter.java',
@@ -169,7 +168,7 @@ export function buildJdkGateway(): Promise<JavaBuild> {
   if (absent.length > 0) return Promise.reject(missing(absent.join(', ')));
   return buildJava({
     name: 'jdk-gateway',
-    sources: JAVA_SOURCES.map((f) => join(JDK_GATEWAY_JAVA_DIR, f)),
+    sources: [...JAVA_COMMON_SOURCES, ...JAVA_SOURCES.map((f) => join(JDK_GATEWAY_JAVA_DIR, f))],
     classpath: jars,
   });
 }

@@ -19,7 +19,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { buildJava, REPO_ROOT, type JavaBuild } from './java.js';
+import { JAVA_COMMON_SOURCES, buildJava, REPO_ROOT, type JavaBuild } from './java.js';
 import { withEnv, type Realm } from './realm.js';
 
 export const OM_JAVA_DIR = fileURLToPath(new URL('./om-server/', import.meta.url));
@@ -38,7 +38,7 @@ const PROTO_FILES = [
 export function buildOmJava(): Promise<JavaBuild> {
   return buildJava({
     name: 'om-server',
-    sources: ['Json.java', 'OmTestServer.java', 'OmTestClient.java'].map((f) => join(OM_JAVA_DIR, f)),
+    sources: [...JAVA_COMMON_SOURCES, ...['OmTestServer.java', 'OmTestClient.java'].map((f) => join(OM_JAVA_DIR, f))],
     protos: { dir: PROTO_DIR, files: PROTO_FILES },
   });
 }

@@ -4,6 +4,8 @@
  */
 package ozs3.jdkgw;
 
+import ozs3.common.Json;
+
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;

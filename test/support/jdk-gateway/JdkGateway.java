@@ -13,6 +13,8 @@
  */
 package ozs3.jdkgw;
 
+import ozs3.common.Json;
+
 import java.io.BufferedReader;
 import java.io.File;
 import java.io.IOException;

@@ -8,6 +8,8 @@
  */
 package ozs3.jdkgw;
 
+import ozs3.common.Json;
+
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;

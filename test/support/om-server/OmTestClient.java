@@ -6,6 +6,8 @@
  */
 package ozs3.omtest;
 
+import ozs3.common.Json;
+
 import com.google.protobuf.ByteString;
 import com.google.protobuf.CodedInputStream;
 import com.google.protobuf.CodedOutputStream;

@@ -1,9 +1,10 @@
 /*
- * Minimal JSON reader/writer for the OM test server and client (no dependency beyond the JDK).
+ * Minimal JSON reader/writer for the Java test fixtures (OM server and client, JDK-GSS gateway),
+ * with no dependency beyond the JDK: their control channels speak JSON lines.
  * Objects read as LinkedHashMap<String, Object>, arrays as ArrayList<Object>, integers as Long,
  * other numbers as Double, plus String, Boolean and null.
  */
-package ozs3.omtest;
+package ozs3.common;
 
 import java.util.ArrayList;
 import java.util.Collection;
@@ -11,7 +12,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-final class Json {
+public final class Json {
   private final String s;
   private int i;
 
@@ -19,7 +20,7 @@ final class Json {
     this.s = s;
   }
 
-  static Object parse(String text) {
+  public static Object parse(String text) {
     Json p = new Json(text);
     p.ws();
     Object v = p.value();
@@ -29,7 +30,7 @@ final class Json {
   }
 
   @SuppressWarnings("unchecked")
-  static Map<String, Object> parseObject(String text) {
+  public static Map<String, Object> parseObject(String text) {
     Object v = parse(text);
     if (!(v instanceof Map)) throw new IllegalArgumentException("JSON object expected");
     return (Map<String, Object>) v;
@@ -154,7 +155,7 @@ final class Json {
     }
   }
 
-  static String write(Object v) {
+  public static String write(Object v) {
     StringBuilder b = new StringBuilder();
     write(b, v);
     return b.toString();
@@ -217,29 +218,29 @@ final class Json {
   }
 
   // Typed accessors for config maps.
-  static String str(Map<String, Object> m, String k, String def) {
+  public static String str(Map<String, Object> m, String k, String def) {
     Object v = m.get(k);
     return v == null ? def : v.toString();
   }
 
-  static long num(Map<String, Object> m, String k, long def) {
+  public static long num(Map<String, Object> m, String k, long def) {
     Object v = m.get(k);
     return v instanceof Number ? ((Number) v).longValue() : def;
   }
 
-  static boolean bool(Map<String, Object> m, String k, boolean def) {
+  public static boolean bool(Map<String, Object> m, String k, boolean def) {
     Object v = m.get(k);
     return v instanceof Boolean ? (Boolean) v : def;
   }
 
   @SuppressWarnings("unchecked")
-  static Map<String, Object> obj(Map<String, Object> m, String k) {
+  public static Map<String, Object> obj(Map<String, Object> m, String k) {
     Object v = m.get(k);
     return v instanceof Map ? (Map<String, Object>) v : new LinkedHashMap<>();
   }
 
   @SuppressWarnings("unchecked")
-  static List<Object> list(Map<String, Object> m, String k) {
+  public static List<Object> list(Map<String, Object> m, String k) {
     Object v = m.get(k);
     if (v instanceof List) return (List<Object>) v;
     List<Object> l = new ArrayList<>();
