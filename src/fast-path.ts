@@ -4,6 +4,7 @@
  * build time (dist/help.json). Built a second time as dist/fast-path.cjs for bin/ozs3.
  */
 import { readFileSync } from 'node:fs';
+import { describeErrno, writeAllSync } from './write-sync.js';
 
 /** Help and version texts, keyed by command ('root' for the program itself). */
 export type HelpTexts = Record<string, string> & { version: string };
@@ -51,4 +52,24 @@ export function fastOutput(argv: readonly string[], helpFile: string, columns?: 
   }
   const text = texts[key];
   return text === undefined ? undefined : key === 'version' ? `${text}\n` : text;
+}
+
+/**
+ * Writes a fast-path text to fd 1 (setting up process.stdout, a net.Socket on a pipe, costs more
+ * than the write) and returns the exit status: 0, or 9 with one line on stderr when stdout cannot
+ * take it (a full disk, a closed pipe), as for every other output of ozs3.
+ */
+export function printFast(text: string): number {
+  try {
+    writeAllSync(1, Buffer.from(text));
+    return 0;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
+    try {
+      writeAllSync(2, Buffer.from(`ozs3: cannot write to stdout (${describeErrno(code)})\n`));
+    } catch {
+      // stderr is gone too
+    }
+    return 9;
+  }
 }

@@ -6,9 +6,10 @@
  * stream would report it later as an 'error' event (and a stack trace). Writes to stderr never
  * throw: a message that cannot be shown must not stop the work.
  */
-import { fstatSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { fstatSync, readFileSync, statSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { LocalFileError } from './errors.js';
+import { describeErrno, writeAllSync } from './write-sync.js';
 
 export interface IO {
   /** Write data to stdout. Throws OutputError when stdout cannot take it. */
@@ -44,45 +45,12 @@ export class PromptAbortedError extends Error {
   }
 }
 
-function describeErrno(code: string): string {
-  switch (code) {
-    case 'EPIPE':
-      return 'EPIPE: the reading end of the pipe is closed';
-    case 'ENOSPC':
-      return 'ENOSPC: no space left on the device';
-    case 'EBADF':
-      return 'EBADF: stdout is closed';
-    case 'EDQUOT':
-      return 'EDQUOT: disk quota exceeded';
-    case 'EFBIG':
-      return 'EFBIG: file too large';
-    default:
-      return code;
-  }
-}
-
 export function decideColor(env: NodeJS.ProcessEnv, isTTY: boolean, flag: boolean | undefined): boolean {
   if (flag === false) return false;
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
   const force = env.FORCE_COLOR;
   if (force !== undefined) return force !== '0' && force !== 'false';
   return isTTY && env.TERM !== 'dumb';
-}
-
-let sleeper: Int32Array | undefined;
-
-/** Writes all of `data` to `fd`, waiting out EAGAIN (a non-blocking pipe that is full). */
-export function writeAllSync(fd: number, data: Buffer): void {
-  let offset = 0;
-  while (offset < data.length) {
-    try {
-      offset += writeSync(fd, data, offset);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
-      sleeper ??= new Int32Array(new SharedArrayBuffer(4));
-      Atomics.wait(sleeper, 0, 0, 5);
-    }
-  }
 }
 
 /**
@@ -161,16 +129,18 @@ export function createProcessIO(): IO {
       const { createInterface } = await import('node:readline');
       return new Promise<string>((resolve, reject) => {
         const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: isatty(0) });
-        let answered = false;
+        // rl.close() emits 'close' at once: settle first, so Ctrl-C is not reported as end of input.
+        let settled = false;
         rl.once('SIGINT', () => {
-          rl.close();
+          settled = true;
           reject(new PromptAbortedError('Ctrl-C'));
+          rl.close();
         });
         rl.once('close', () => {
-          if (!answered) reject(new PromptAbortedError('end of input'));
+          if (!settled) reject(new PromptAbortedError('end of input'));
         });
         rl.question(question, (answer) => {
-          answered = true;
+          settled = true;
           rl.close();
           resolve(answer);
         });

@@ -2,8 +2,8 @@
  * Start-up stays lean: `--help`, `--version` and usage errors load neither Kerberos nor the HTTP
  * stack (nor chalk), checked by what the process actually loaded.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -67,4 +67,19 @@ describe('start-up', () => {
     // HTTP/2 is stubbed out of undici, child_process out of commander; names need no crypto.
     expect(r.natives.filter((m) => ['http2', 'child_process', 'dgram', 'crypto', 'tls'].includes(m))).toEqual([]);
   });
+
+  it.each([[['--help']], [['--version']], [['getsecret', '--help']], [['completion', 'bash']]])(
+    '%j into a full disk or a closed pipe: one line on stderr, exit 9, no stack trace',
+    (args) => {
+      assertBuilt();
+      const full = spawnSync(BIN, args, { stdio: ['ignore', openSync('/dev/full', 'w'), 'pipe'], encoding: 'utf8' });
+      expect(full.stderr).toBe('ozs3: cannot write to stdout (ENOSPC: no space left on the device)\n');
+      expect(full.status).toBe(9);
+      // The reader is gone before ozs3 writes: EPIPE (SIGPIPE is ignored by Node).
+      const piped = spawnSync('sh', ['-c', `(sleep 0.3; exec "$@") | true`, 'sh', BIN, ...args], {
+        encoding: 'utf8',
+      });
+      expect(piped.stderr).toMatch(/^ozs3: cannot write to stdout \(EPIPE: the reading end of the pipe is closed\)\n$/);
+    },
+  );
 });
