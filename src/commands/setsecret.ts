@@ -62,12 +62,21 @@ async function readSecret(opts: SetSecretOptions, deps: Deps): Promise<string> {
   return secret;
 }
 
+/** How to reach the OM instead of the gateway the plan chose, from where that choice came. */
+function towardsOm(chosenFrom: string): string {
+  const om = 'name the OM with --om HOST[:PORT] or --om-service-id ID';
+  if (chosenFrom === 'OZS3_ENDPOINT') return `${om} (a flag beats OZS3_ENDPOINT), or unset OZS3_ENDPOINT`;
+  if (chosenFrom === '--endpoint') return `drop --endpoint and ${om}`;
+  if (chosenFrom.includes('[cluster ')) return `${om}, or add om = HOST:PORT to the preset (${chosenFrom})`;
+  return `${om}; the plan chose the gateway from ${chosenFrom}`;
+}
+
 export async function runSetSecret(opts: SetSecretOptions, deps: Deps): Promise<number> {
   secretFormat(opts);
   const plan = await loadPlan(opts, deps);
   if (plan.target.transport !== 'om') {
     throw new UsageError('setsecret needs the OzoneManager RPC: the S3 Gateway has no request to set a secret', {
-      hint: `name the OM with --om HOST[:PORT] or --om-service-id ID (or OZONE_CONF_DIR with an ozone-site.xml); the plan chose REST from ${plan.transport.from}`,
+      hint: towardsOm(plan.transport.from),
     });
   }
   const users = await resolveUsers(opts.user, undefined, deps);

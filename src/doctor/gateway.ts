@@ -15,7 +15,7 @@ import { extractNegotiateToken, type Negotiation } from '../auth/spnego.js';
 import { explainAcceptorFailure } from '../auth/causes.js';
 import { krbErrorFromChallenge, type KrbError } from '../auth/krb-error.js';
 import { ADMIN_ONLY_HINT, headerLimitCause } from '../rest/answers.js';
-import { mapNetworkError } from '../http/causes.js';
+import { HADOOP_IPC, hadoopRpcPort, mapNetworkError } from '../http/causes.js';
 import { fail, ok, warn, type CheckResult } from './check.js';
 import { PORT_HINT, endpointPort } from './network.js';
 
@@ -144,6 +144,10 @@ export function classifyAnonymous(probe: Probe, endpoint: URL): CheckResult {
   }
   if (probe.status === 400 && DISABLED.test(probe.body))
     return fail(name, ExitCode.response, `GET ${where}: 400 S3 Secret endpoint is disabled.`, DISABLED_FIX);
+  if (probe.status === 404 && HADOOP_IPC.test(probe.body)) {
+    const cause = hadoopRpcPort(endpoint);
+    return fail(name, cause.exitCode, cause.message, cause.hint);
+  }
   if (probe.status === 404)
     return fail(
       name,

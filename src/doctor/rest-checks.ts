@@ -7,7 +7,7 @@ import type { Dispatcher } from 'undici';
 import { ExitCode, Ozs3Error } from '../errors.js';
 import type { Negotiation } from '../auth/spnego.js';
 import type { RestTarget } from '../plan/plan.js';
-import { fail, ok, warn, withTimeout } from './check.js';
+import { fail, ok, skip, warn, withTimeout } from './check.js';
 import type { DoctorContext } from './context.js';
 import {
   checkKrb5Config,
@@ -35,6 +35,7 @@ interface RestFacts extends CredentialFacts {
   tlsOptions: { ca?: string[]; rejectUnauthorized?: boolean };
   probe: Probe;
   dispatcher: Dispatcher;
+  loggedIn: boolean;
 }
 
 type RestCheck = Check<DoctorContext, RestFacts>;
@@ -289,11 +290,30 @@ export function restChecks(ctx: DoctorContext, target: RestTarget): RestCheck[] 
           ctx.timeoutMs,
           ctx.trace,
         );
-        return { result: await classifyLogin(probe, negotiation, facts.service.target.principal) };
+        const result = await classifyLogin(probe, negotiation, facts.service.target.principal);
+        return { result, facts: { loggedIn: result.status === 'ok' } };
       } catch (error) {
         return { result: probeFailure('spnego', error, url) };
       }
     },
+  };
+
+  // Whether the gateway gives *you* a secret is its admin rule, which only a PUT (creating a secret)
+  // would show: Ozone's S3SecretAdminFilter is bound to PUT and DELETE, a GET never meets it.
+  const adminRule: RestCheck = {
+    name: 'admin rule',
+    after: ['spnego'],
+    timeoutMs: ctx.timeoutMs,
+    lateExit: ExitCode.network,
+    run: (_, facts) =>
+      facts.loggedIn
+        ? {
+            result: skip(
+              'admin rule',
+              "not checked (only a PUT shows it, and that creates a secret): Ozone 2.x's gateway serves S3 admins only (ozone.s3.administrators); if getsecret is refused with 403, use --om HOST[:PORT] (the OzoneManager)",
+            ),
+          }
+        : skipped('admin rule', 'not logged in (see spnego above)'),
   };
 
   const clientName: RestCheck = {
@@ -332,6 +352,7 @@ export function restChecks(ctx: DoctorContext, target: RestTarget): RestCheck[] 
     clock,
     gateway,
     spnego,
+    adminRule,
     awsFilesCheck<RestFacts>(ctx),
   ];
 }

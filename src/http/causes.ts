@@ -34,6 +34,21 @@ const TLS_CODES: Record<string, [string, string]> = {
   ],
 };
 
+/** What a Hadoop IPC server (the OzoneManager's RPC port) answers to HTTP: GET gets a 404 text, others an RPC error. */
+export const HADOOP_IPC = /HTTP request to a Hadoop IPC port|org\.apache\.hadoop\.ipc|Server IPC version/;
+
+/** --endpoint names a Hadoop RPC port: most likely the OzoneManager's, which --om speaks. */
+export function hadoopRpcPort(endpoint: URL, cause?: unknown): ResponseError {
+  return new ResponseError(
+    'HADOOP_RPC_PORT',
+    `${endpoint.host} is a Hadoop RPC port, not the S3 Gateway's secret endpoint (it answered as Hadoop IPC does)`,
+    {
+      hint: `if it is the OzoneManager, use --om ${endpoint.host} instead of --endpoint; the gateway's secret endpoint is on 19878/19879 (Ozone 2.x) or 9878/9879 (1.4)`,
+      cause,
+    },
+  );
+}
+
 export const PROXY_HINT = 'check HTTPS_PROXY / HTTP_PROXY, or exempt the gateway with NO_PROXY';
 
 export function mapNetworkError(error: unknown, endpoint: URL, timedOut: boolean, timeoutMs: number): Ozs3Error {
@@ -95,6 +110,11 @@ export function mapNetworkError(error: unknown, endpoint: URL, timedOut: boolean
     return new NetworkError('ECONNRESET', `the connection to ${where} was ${how} before the answer was complete`, {
       cause: error,
     });
+  }
+  // Hadoop's IPC server answers a request that is not Hadoop RPC with a framed RPC error naming itself.
+  const unparsed = (error as { data?: unknown })?.data;
+  if ((error as Error)?.name === 'HTTPParserError' && typeof unparsed === 'string' && HADOOP_IPC.test(unparsed)) {
+    return hadoopRpcPort(endpoint, error);
   }
   // undici's llhttp errors carry no code, only their name, and llhttp's reason in parentheses.
   if ((error as Error)?.name === 'HTTPParserError' || code === 'UND_ERR_HEADERS_OVERFLOW' || /^HPE_/.test(code)) {

@@ -2,7 +2,7 @@
  * The two files a connection plan may read: ozs3's own config file (`[cluster NAME]` presets, ini)
  * and Ozone's `ozone-site.xml` in $OZONE_CONF_DIR. I/O only; plan.ts decides what the values mean.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 
@@ -30,6 +30,8 @@ export interface ClusterPreset {
 export interface OzoneSite {
   path: string;
   props: ReadonlyMap<string, string>;
+  /** Why the file gave nothing (absent, empty, not Hadoop XML): said when nothing else names a target. */
+  problem?: string | undefined;
 }
 
 export function configFilePath(env: NodeJS.ProcessEnv, homedir: string): string {
@@ -100,7 +102,11 @@ export function parseHadoopConfig(xml: string): Map<string, string> {
   return props;
 }
 
-/** $OZONE_CONF_DIR/ozone-site.xml, when set and readable. */
+/**
+ * $OZONE_CONF_DIR/ozone-site.xml, when OZONE_CONF_DIR is set. A file that is absent or says nothing
+ * is not an error here (flags may name the target); its `problem` says why, for the error that
+ * follows when nothing does.
+ */
 export async function readOzoneSite(env: NodeJS.ProcessEnv): Promise<OzoneSite | undefined> {
   const dir = env.OZONE_CONF_DIR;
   if (!dir) return undefined;
@@ -110,8 +116,25 @@ export async function readOzoneSite(env: NodeJS.ProcessEnv): Promise<OzoneSite |
     text = await readFile(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      const dirExists = await stat(dir).then(
+        (st) => st.isDirectory(),
+        () => false,
+      );
+      const problem = dirExists
+        ? `OZONE_CONF_DIR=${dir} has no ozone-site.xml`
+        : `OZONE_CONF_DIR=${dir} is not a directory`;
+      return { path, props: new Map(), problem };
+    }
     throw new UsageError(`cannot read ${path} (${code ?? 'error'})`, { hint: 'check OZONE_CONF_DIR' });
   }
-  return { path, props: parseHadoopConfig(text.slice(0, 4 * 1024 * 1024)) };
+  const props = parseHadoopConfig(text.slice(0, 4 * 1024 * 1024));
+  let problem: string | undefined;
+  if (props.size === 0) {
+    if (text.trim() === '') problem = `${path} is empty`;
+    else if (!/<configuration\b/.test(text))
+      problem = `${path} is not a Hadoop configuration file (no <configuration>)`;
+    else problem = `${path} has no <property> with a <name> and a <value>`;
+  }
+  return { path, props, problem };
 }

@@ -213,10 +213,12 @@ function omTarget(inputs: PlanInputs, spn: Sourced<string> | undefined): OmTarge
     if (!address) throw new UsageError(`invalid --om '${sanitizeText(om.value)}': expected HOST[:PORT]`);
     nodes = { value: [address], from: om.from };
   } else {
-    if (!site) {
-      throw new UsageError(`--om-service-id ${serviceId?.value ?? ''} needs the OM addresses from an ozone-site.xml`, {
-        hint: 'set OZONE_CONF_DIR to the directory that holds it, or name one OM with --om HOST[:PORT]',
-      });
+    if (!site || site.problem) {
+      const why = site?.problem ? `: ${site.problem}` : '';
+      throw new UsageError(
+        `--om-service-id ${serviceId?.value ?? ''} needs the OM addresses from an ozone-site.xml${why}`,
+        { hint: 'set OZONE_CONF_DIR to the directory that holds it, or name one OM with --om HOST[:PORT]' },
+      );
     }
     const found = omFromOzoneSite(site.props, site.path, serviceId?.value);
     nodes = { value: found.nodes, from: found.keys };
@@ -255,9 +257,28 @@ function credentialPlan(flags: ConnectionFlags, env: NodeJS.ProcessEnv, cwd: str
   return { mode: 'ticket', principal, cache: pick<string>([env.KRB5CCNAME, 'KRB5CCNAME']) };
 }
 
+/** `--om ''` (an unset shell variable, say) names nothing: say so, before it reads as absent. */
+function refuseEmptyFlags(flags: ConnectionFlags): void {
+  const wanted: [keyof ConnectionFlags, string, string][] = [
+    ['endpoint', '--endpoint', 'URL'],
+    ['om', '--om', 'HOST[:PORT]'],
+    ['omServiceId', '--om-service-id', 'ID'],
+    ['cluster', '--cluster', 'NAME'],
+    ['spn', '--spn', 'PRINCIPAL'],
+    ['keytab', '--keytab', 'FILE'],
+    ['principal', '--principal', 'PRINCIPAL'],
+    ['cacert', '--cacert', 'FILE'],
+  ];
+  for (const [key, flag, what] of wanted) {
+    if (typeof flags[key] === 'string' && flags[key].trim() === '')
+      throw new UsageError(`${flag} is empty: expected ${what}`);
+  }
+}
+
 /** The one step from inputs to plan. Throws UsageError for settings that cannot work. */
 export function buildPlan(inputs: PlanInputs): ConnectionPlan {
   const { flags, env, preset, site } = inputs;
+  refuseEmptyFlags(flags);
   const fromPreset = (key: string) => (preset ? presetSource(preset, key) : '');
   const omExplicit = flags.om !== undefined || flags.omServiceId !== undefined;
   // A flag beats the environment: --om with OZS3_ENDPOINT set means the OM.
@@ -300,11 +321,19 @@ export function buildPlan(inputs: PlanInputs): ConnectionPlan {
     target = omTarget(inputs, spn);
   } else {
     const found = site ? restFromOzoneSite(site.props) : undefined;
-    if (!site || !found?.endpoint) {
+    if (!site) {
       throw new UsageError(
         'no endpoint: give --endpoint URL or OZS3_ENDPOINT (S3 Gateway), --om HOST[:PORT] (OzoneManager), a --cluster preset, or OZONE_CONF_DIR with an ozone-site.xml',
         { hint: NO_TARGET_HINT },
       );
+    }
+    if (!found?.endpoint) {
+      const lack =
+        site.problem ??
+        `${site.path} names neither an OzoneManager (ozone.om.address, ozone.om.service.ids) nor an S3 Gateway (ozone.s3g.webadmin.https-address, ozone.s3g.webadmin.http-address)`;
+      throw new UsageError(`no endpoint: ${lack}`, {
+        hint: 'point OZONE_CONF_DIR at the cluster client configuration, or give --endpoint URL (S3 Gateway) or --om HOST[:PORT] (OzoneManager)',
+      });
     }
     const from = `${found.key} in ${site.path}`;
     transport = { value: 'rest', from };

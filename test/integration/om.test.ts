@@ -507,6 +507,64 @@ describe('the wrong peer fails fast with one clear line', () => {
   });
 });
 
+describe('pointed at the wrong place (a user trial)', () => {
+  it('--endpoint naming the OM’s RPC port: exit 8 saying it is Hadoop RPC and to use --om; doctor says the same', async () => {
+    const address = om.nodes[0]!.address;
+    for (const args of [['getsecret'], ['revokesecret', '-y']]) {
+      const r = await runCli([...args, '--endpoint', `http://${address}`], { env: envFor('alice') });
+      expectCleanFailure(
+        r,
+        8,
+        /is a Hadoop RPC port, not the S3 Gateway's secret endpoint/,
+        new RegExp(`--om ${address}`),
+      );
+    }
+    const doctor = await runCli(['doctor', '--endpoint', `http://${address}`], { env: envFor('alice') });
+    expect(doctor.code, doctor.stdout).toBe(8);
+    expect(doctor.stdout).toMatch(/^fail gateway: localhost:\d+ is a Hadoop RPC port/m);
+    expect(doctor.stdout).toMatch(new RegExp(`^ {2}fix: if it is the OzoneManager, use --om ${address}`, 'm'));
+    expect(await om.requests()).toEqual([]);
+  });
+
+  it('setsecret with OZS3_ENDPOINT exported: the hint says a flag beats it, or to unset it', async () => {
+    const r = await runCli(['setsecret', '-s', 'long-enough-1'], { env: envFor('alice', { OZS3_ENDPOINT: gw.url }) });
+    expectCleanFailure(r, 2, /setsecret needs the OzoneManager RPC/, /--om HOST\[:PORT\].*unset OZS3_ENDPOINT/);
+    const viaFlag = await runCli(['setsecret', '-s', 'long-enough-1', '--endpoint', gw.url], { env: envFor('alice') });
+    expectCleanFailure(viaFlag, 2, /setsecret needs the OzoneManager RPC/, /drop --endpoint/);
+    expect(await gw.requests()).toEqual([]);
+  });
+
+  it('doctor beside the admin-only gateway: all ok, and a line saying the admin rule was not checked and what --om is for', async () => {
+    const r = await runCli(['doctor', '--endpoint', gw.url], { env: envFor('alice') });
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/^ok {3}spnego: /m);
+    expect(r.stdout).toMatch(
+      /^skip admin rule: not checked \(only a PUT shows it, and that creates a secret\): Ozone 2\.x's gateway serves S3 admins only .*--om HOST\[:PORT\]/m,
+    );
+    // It did not find out by trying.
+    expect((await gw.requests()).filter((q) => q.method !== 'GET')).toEqual([]);
+    expect(await gw.secrets()).toEqual({});
+  });
+
+  it('OZONE_CONF_DIR that names nothing: the error says which file and what it lacked', async () => {
+    const empty = mkdtempSync(join(work, 'conf-empty-'));
+    const r = await runCli(['getsecret'], { env: envFor('alice', { OZONE_CONF_DIR: empty }) });
+    expectCleanFailure(r, 2, /^ozs3: no endpoint: OZONE_CONF_DIR=.* has no ozone-site\.xml$/, /--om HOST\[:PORT\]/);
+    writeFileSync(
+      join(empty, 'ozone-site.xml'),
+      '<configuration><property><name>a</name><value>b</value></property></configuration>',
+    );
+    const doctor = await runCli(['doctor'], { env: envFor('alice', { OZONE_CONF_DIR: empty }) });
+    expect(doctor.code).toBe(2);
+    expect(doctor.stdout).toMatch(/^fail plan: no endpoint: .*ozone-site\.xml names neither an OzoneManager/m);
+  });
+
+  it("--om '' (an unset variable) is refused as empty, not blamed on --om-service-id", async () => {
+    const r = await runCli(['getsecret', '--om', ''], { env: envFor('alice') });
+    expectCleanFailure(r, 2, /^ozs3: --om is empty: expected HOST\[:PORT\]$/);
+  });
+});
+
 describe('scripted use over the OM', () => {
   it('logs in from a keytab (--keytab / KRB5_CLIENT_KTNAME) and leaves no ticket cache behind', async () => {
     const cacheFile = join(realm.dir, 'must-not-exist');

@@ -203,3 +203,66 @@ describe('loadPlan with presets', () => {
     );
   });
 });
+
+describe('an ozone-site.xml that names nothing says why', () => {
+  const base = mkdtempSync(join(tmpdir(), 'ozs3-site-'));
+  const dirWith = (name: string, text?: string) => {
+    const dir = join(base, name);
+    mkdirSync(dir);
+    if (text !== undefined) writeFileSync(join(dir, 'ozone-site.xml'), text);
+    return dir;
+  };
+  const deps = (OZONE_CONF_DIR: string) => ({ env: { OZONE_CONF_DIR }, homedir: base, cwd: '/work' });
+
+  it.each([
+    ['no such directory', join(base, 'nowhere'), /^no endpoint: OZONE_CONF_DIR=.*nowhere is not a directory$/],
+    ['a directory without the file', dirWith('bare'), /^no endpoint: OZONE_CONF_DIR=.*bare has no ozone-site\.xml$/],
+    ['an empty file', dirWith('empty', ''), /^no endpoint: .*empty\/ozone-site\.xml is empty$/],
+    [
+      'not XML at all',
+      dirWith('junk', 'endpoint=http://x\n'),
+      /^no endpoint: .*junk\/ozone-site\.xml is not a Hadoop configuration file \(no <configuration>\)$/,
+    ],
+    [
+      'a configuration without properties',
+      dirWith('noprops', '<configuration>\n</configuration>\n'),
+      /has no <property> with a <name> and a <value>$/,
+    ],
+    [
+      'properties, none of them an address',
+      dirWith('other', site({ 'ozone.replication': '3' })),
+      /names neither an OzoneManager \(ozone\.om\.address, ozone\.om\.service\.ids\) nor an S3 Gateway/,
+    ],
+  ])('%s', async (_name, dir, message) => {
+    await expect(loadPlan({}, deps(dir))).rejects.toMatchObject({
+      exitCode: 2,
+      message: expect.stringMatching(message),
+      hint: expect.stringMatching(/OZONE_CONF_DIR.*--endpoint URL.*--om HOST\[:PORT\]/),
+    });
+  });
+
+  it('--om-service-id names the missing file too', async () => {
+    await expect(loadPlan({ omServiceId: 'svc' }, deps(dirWith('bare2')))).rejects.toMatchObject({
+      message: expect.stringMatching(
+        /needs the OM addresses from an ozone-site\.xml: OZONE_CONF_DIR=.*has no ozone-site\.xml/,
+      ),
+    });
+  });
+
+  it('a flag beats the file: --om works beside a broken OZONE_CONF_DIR', async () => {
+    const plan = await loadPlan({ om: 'om1:9862' }, deps(join(base, 'nowhere')));
+    expect(plan.target.transport).toBe('om');
+  });
+});
+
+describe('an empty flag is refused, not read as absent', () => {
+  it.each([
+    [{ endpoint: '' }, '--endpoint is empty: expected URL'],
+    [{ om: ' ' }, '--om is empty: expected HOST[:PORT]'],
+    [{ omServiceId: '' }, '--om-service-id is empty: expected ID'],
+    [{ cluster: '' }, '--cluster is empty: expected NAME'],
+    [{ keytab: '', endpoint: 'https://g:1' }, '--keytab is empty: expected FILE'],
+  ])('%j', (flags, message) => {
+    expect(() => planOf(flags as ConnectionFlags, { OZS3_ENDPOINT: 'https://env:1' })).toThrow(message);
+  });
+});
