@@ -2,14 +2,16 @@
  * Kerberos causes, worded once: what a GSSAPI failure means and what to do about it. The commands
  * (both transports) and `ozs3 doctor` use these, so a cause reads the same everywhere.
  */
+import { existsSync } from 'node:fs';
 import { AuthError } from '../errors.js';
 import type { KrbError } from './krb-error.js';
 
 /** The useful part of a GSS error: the minor status text, without the major status boilerplate. */
 export function gssReason(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  // "Unspecified GSS failure.  Minor code may provide more information: <the useful part>"
-  const minor = /Minor code may provide more information:?\s*(.*)$/s.exec(message);
+  // "Unspecified GSS failure.  Minor code may provide more information: <the useful part>"; the
+  // major text itself may end in that phrase, so the useful part follows its last occurrence.
+  const minor = /^.*Minor code may provide more information:?\s*(.*)$/s.exec(message);
   const reason = (minor?.[1] ?? message).replace(/\s+/g, ' ').trim();
   return reason === '' ? message.trim() : reason;
 }
@@ -62,6 +64,8 @@ export function mapGssError(
       reason,
     )
   ) {
+    const missing = missingKrb5Conf();
+    if (missing) return missing(reason, error);
     return new AuthError('KRB_KDC_UNREACHABLE', `cannot reach a Kerberos KDC (${reason})`, {
       ...cause,
       hint: 'check the [realms] section of krb5.conf (KRB5_CONFIG) and that the KDC is reachable',
@@ -87,12 +91,21 @@ export function mapGssError(
       reason,
     )
   ) {
+    if (opts.principal) {
+      // --principal with the ticket cache: the cache holds someone else (or no one).
+      return new AuthError('KRB_NO_TICKET', `no Kerberos ticket for ${opts.principal} (--principal) (${reason})`, {
+        ...cause,
+        hint: `kinit ${opts.principal} (klist shows whose tickets the cache holds), or leave out --principal`,
+      });
+    }
     return new AuthError('KRB_NO_TICKET', `no Kerberos ticket (${reason})`, {
       ...cause,
       hint: 'run kinit first, or log in with --keytab FILE --principal NAME',
     });
   }
   if (/Cannot find realm|Cannot determine realm|default realm/i.test(reason)) {
+    const missing = missingKrb5Conf();
+    if (missing) return missing(reason, error);
     return new AuthError('KRB_REALM', `cannot tell which Kerberos realm to use (${reason})`, {
       ...cause,
       hint: 'set default_realm and [domain_realm] in krb5.conf (KRB5_CONFIG), or use --spn HTTP/<host>@<REALM>',
@@ -102,6 +115,25 @@ export function mapGssError(
     ...cause,
     hint: 'run with --verbose and KRB5_TRACE=/dev/stderr for details',
   });
+}
+
+/**
+ * When no krb5.conf the Kerberos library would read exists (KRB5_CONFIG naming missing files, or no
+ * /etc/krb5.conf), the KDC and realm failures that follow are about that, not the network.
+ * Reads the process environment: it is what the library itself reads.
+ */
+function missingKrb5Conf(): ((reason: string, error: unknown) => AuthError) | undefined {
+  const configured = process.env.KRB5_CONFIG;
+  const files = (configured || '/etc/krb5.conf').split(':').filter(Boolean);
+  if (files.length === 0 || files.some((file) => existsSync(file))) return undefined;
+  const what = configured ? `KRB5_CONFIG names ${files.join(':')}, which does not exist` : 'there is no /etc/krb5.conf';
+  return (reason, error) =>
+    new AuthError('KRB_NO_CONFIG', `no Kerberos configuration: ${what} (${reason})`, {
+      cause: error,
+      hint: configured
+        ? "point KRB5_CONFIG at your cluster's krb5.conf, or unset it to use /etc/krb5.conf"
+        : "install your cluster's krb5.conf as /etc/krb5.conf, or point KRB5_CONFIG at it",
+    });
 }
 
 /** Why a service (the gateway, the OM) would not accept a Kerberos token, and what fixes it. */

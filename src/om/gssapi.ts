@@ -326,9 +326,11 @@ function gssFailure(lib: Library, operation: string, major: number, minor: numbe
     // MIT's minor text for a missing ticket is only "Matching credential not found": keep the major.
     return new Error(`${majorText}: ${minorText}`);
   }
-  return new Error(
-    `${operation}: ${majorText}${minorText ? `.  Minor code may provide more information: ${minorText}` : ''}`,
-  );
+  // MIT's text for GSS_S_FAILURE already ends in "Minor code may provide more information".
+  const lead = /Minor code may provide more information$/.test(majorText)
+    ? majorText
+    : `${majorText}.  Minor code may provide more information`;
+  return new Error(`${operation}: ${minorText ? `${lead}: ${minorText}` : majorText}`);
 }
 
 /** What the KDC or the library said, as an AuthError naming the OM principal and the fix. */

@@ -559,6 +559,35 @@ describe('pointed at the wrong place (a user trial)', () => {
     expect(doctor.stdout).toMatch(/^fail plan: no endpoint: .*ozone-site\.xml names neither an OzoneManager/m);
   });
 
+  it('KRB5_CONFIG naming a missing file: both transports say so, not "cannot reach a KDC"', async () => {
+    // A fresh cache: with the service tickets already cached, no KDC (and no krb5.conf) is needed.
+    const fresh = await realm.kinit('alice', { password: 'pw-alice', ccache: 'cc-alice-fresh' });
+    const env = envFor('alice', { KRB5CCNAME: fresh, KRB5_CONFIG: join(work, 'no-such-krb5.conf') });
+    for (const where of [
+      ['--om', om.nodes[0]!.address],
+      ['--endpoint', gw.url],
+    ]) {
+      const r = await runCli(['getsecret', ...where], { env });
+      expectCleanFailure(
+        r,
+        3,
+        /^ozs3: no Kerberos configuration: KRB5_CONFIG names .*no-such-krb5\.conf, which does not exist \(/,
+        /KRB5_CONFIG/,
+      );
+      expect(r.stderr).not.toMatch(/\(\. Minor code/);
+    }
+  });
+
+  it('--principal someone the cache does not hold: names them and kinit, over both transports', async () => {
+    for (const where of [
+      ['--om', om.nodes[0]!.address],
+      ['--endpoint', gw.url],
+    ]) {
+      const r = await runCli(['getsecret', ...where, '--principal', 'bob'], { env: envFor('alice') });
+      expectCleanFailure(r, 3, /^ozs3: no Kerberos ticket for bob \(--principal\)/, /^hint: kinit bob/);
+    }
+  });
+
   it("--om '' (an unset variable) is refused as empty, not blamed on --om-service-id", async () => {
     const r = await runCli(['getsecret', '--om', ''], { env: envFor('alice') });
     expectCleanFailure(r, 2, /^ozs3: --om is empty: expected HOST\[:PORT\]$/);

@@ -1,6 +1,6 @@
 /** Kerberos causes read from what servers send back: KRB-ERRORs, JDK texts, header limits; doctor's ticket lines. */
 import { describe, expect, it } from 'vitest';
-import { explainAcceptorFailure, mapGssError } from '../../src/auth/causes.js';
+import { explainAcceptorFailure, gssReason, mapGssError } from '../../src/auth/causes.js';
 import { findKrbError, krbErrorFromChallenge } from '../../src/auth/krb-error.js';
 import { parseKlist } from '../../src/auth/klist.js';
 import { headerLimitCause, type Exchange } from '../../src/rest/answers.js';
@@ -165,5 +165,42 @@ describe("doctor's ticket lines", () => {
       fix: expect.stringContaining('kinit -C'),
     });
     expect(checkClientName('alice@AD.TEST').status).toBe('ok');
+  });
+});
+
+describe('client-side GSS failures', () => {
+  it('takes the reason after the last "Minor code…" (MIT’s major text already ends in it)', () => {
+    const message =
+      'gss_init_sec_context: Unspecified GSS failure.  Minor code may provide more information: Cannot find KDC for requested realm';
+    expect(gssReason(new Error(message))).toBe('Cannot find KDC for requested realm');
+  });
+
+  it('a KRB5_CONFIG naming no existing file is the cause, not the KDC', () => {
+    const saved = process.env.KRB5_CONFIG;
+    process.env.KRB5_CONFIG = '/nonexistent/krb5.conf:/nonexistent/other.conf';
+    try {
+      const e = mapGssError(new Error('Minor code may provide more information: Cannot find KDC for realm "EX.COM"'), {
+        service: 'HTTP@h',
+      });
+      expect(e).toMatchObject({ code: 'KRB_NO_CONFIG', exitCode: 3, hint: expect.stringMatching(/KRB5_CONFIG/) });
+      expect(e.message).toMatch(/^no Kerberos configuration: KRB5_CONFIG names \/nonexistent\/krb5\.conf:/);
+      // One existing file is enough: then it is the KDC.
+      process.env.KRB5_CONFIG = `/nonexistent/krb5.conf:${process.execPath}`;
+      expect(mapGssError(new Error('Cannot find KDC for realm "EX.COM"'), { service: 'HTTP@h' }).code).toBe(
+        'KRB_KDC_UNREACHABLE',
+      );
+    } finally {
+      if (saved === undefined) delete process.env.KRB5_CONFIG;
+      else process.env.KRB5_CONFIG = saved;
+    }
+  });
+
+  it('--principal with a cache that holds someone else names that principal and kinit', () => {
+    const e = mapGssError(new Error("Can't find client principal bob@EX.COM in cache collection"), {
+      service: 'HTTP@h',
+      principal: 'bob@EX.COM',
+    });
+    expect(e.message).toMatch(/^no Kerberos ticket for bob@EX\.COM \(--principal\)/);
+    expect(e.hint).toMatch(/^kinit bob@EX\.COM/);
   });
 });
