@@ -47,7 +47,7 @@ function collect(value: string, previous: string[] | undefined): string[] {
 }
 
 /** Options every command takes. They work before or after the command name. */
-function addSharedOptions(cmd: Command): Command {
+function addSharedOptions(cmd: Command, timeoutHelp = 'deadline per request, body included (default 30)'): Command {
   return cmd
     .option('--endpoint <url>', 'S3 Gateway secret endpoint, e.g. https://s3g.example.com:19879 (env OZS3_ENDPOINT)')
     .option('--om <host[:port]>', 'talk to this OzoneManager over Hadoop RPC instead (default port 9862)')
@@ -58,7 +58,7 @@ function addSharedOptions(cmd: Command): Command {
     .option('--principal <name>', 'the client principal to use (with --keytab: which key to log in as)')
     .option('--cacert <file>', 'extra trusted CA certificates, PEM (env NODE_EXTRA_CA_CERTS)')
     .option('--insecure', 'do not verify the TLS certificate (warns)')
-    .addOption(new Option('--timeout <seconds>', 'deadline per request, body included (default 30)').argParser(seconds))
+    .addOption(new Option('--timeout <seconds>', timeoutHelp).argParser(seconds))
     .addOption(
       new Option('--retries <n>', 'retries on connection failure and 502/503/504 (default 2)').argParser(
         integerIn(0, 10),
@@ -216,11 +216,11 @@ export function buildProgram(hooks: ProgramHooks): Command {
     .description('diagnose Kerberos, DNS, TLS and endpoint problems, one line per check with a fix')
     .option('--json', 'print the report as one JSON object')
     .action(hand(readDoctorOptions, async () => (await import('./commands/doctor.js')).runDoctor));
-  addSharedOptions(doctor);
+  addSharedOptions(doctor, 'deadline per check (default 5)');
   after(doctor, [
     {
       prose: [
-        'First the plan: every setting a command would use and where it came from. Then the checks, in order. REST: ticket (or keytab), client name, krb5.conf, service principal, service ticket (encryption types, token size), dns, tcp, tls, clock, gateway, spnego, aws files. OM RPC: ticket (or keytab), client name, krb5.conf, then for each OM: dns, tcp, sasl; service ticket, aws files.',
+        'First the plan: every setting a command would use and where it came from. Then the checks, in order. REST: ticket (or keytab), client name, krb5.conf, service principal, service ticket (encryption types, token size), dns, tcp, tls, clock, gateway, spnego, admin rule (not checkable without creating a secret: always skip), aws files. OM RPC: ticket (or keytab), client name, krb5.conf, then for each OM: dns, tcp, sasl; service ticket, aws files.',
         'Each line starts with ok, warn, fail or skip, then what was found; warn and fail add a "fix:" line. The report is the command\'s output: it goes to stdout (--json: one JSON object with "plan", "checks" and "ok"). Nothing is created or revoked. Each check gives up after --timeout seconds (default 5).',
         'Exit status: 0 when no check failed (warnings allowed), else that of the first failed check: 2 settings, 3 Kerberos or clock skew, 7 DNS/TCP/TLS, 8 not an Ozone secret endpoint (or not Hadoop RPC) or disabled, 9 AWS files or --cacert.',
       ],

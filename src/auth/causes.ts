@@ -222,7 +222,7 @@ export function explainAcceptorFailure(failure: AcceptorFailure): AcceptorCause 
     return {
       code: 'KRB_WRONG_PRINCIPAL',
       message: `${who} holds no key for ${principal} (${said})`,
-      hint: `name the principal ${who} really has with --spn (its ozone.s3g.http.auth.kerberos.principal, or ozone.om.kerberos.principal), or add ${principal} to its keytab`,
+      hint: `name the principal ${who} really has with --spn (its ${who === 'the OM' ? 'ozone.om.kerberos.principal' : 'ozone.s3g.http.auth.kerberos.principal'}), or add ${principal} to its keytab`,
     };
   }
   if (/replay/i.test(text) || krbError?.code === 34) {

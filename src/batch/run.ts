@@ -5,7 +5,7 @@
  * starting requests once its output is gone or a signal came, waits briefly for those in flight,
  * delivers what arrived, and sums up.
  */
-import { ExitCode, Ozs3Error, sanitizeText } from '../errors.js';
+import { ExitCode, Ozs3Error, ResponseError, sanitizeText } from '../errors.js';
 import type { Deps, InterruptSignal } from '../deps.js';
 import { OutputError } from '../io.js';
 import type { S3Secret } from '../rest/secret-xml.js';
@@ -55,6 +55,18 @@ const SIGNAL_EXIT: Record<InterruptSignal, number> = { SIGHUP: 129, SIGINT: 130,
 
 function who(user: string | undefined): string {
   return user === undefined ? 'your user' : sanitizeText(user);
+}
+
+/**
+ * A success answer ozs3 could not read still created a secret (Ozone made it, then the answer broke):
+ * it is lost like an undelivered one, so the error says so and how to get a new one.
+ */
+function withRecovery(error: Ozs3Error, spec: BatchSpec, user: string | undefined): Ozs3Error {
+  if (error.code !== 'MALFORMED_RESPONSE' || spec.effect !== 'create') return error;
+  return new ResponseError(error.code, error.message, {
+    hint: `the server answered success, so a new secret may exist that nobody has seen. Recover: ${spec.recovery(user)}`,
+    cause: error,
+  });
 }
 
 export async function runBatch(spec: BatchSpec, deps: Deps): Promise<BatchOutcome> {
@@ -111,7 +123,7 @@ export async function runBatch(spec: BatchSpec, deps: Deps): Promise<BatchOutcom
         result = await spec.work(users[index]);
       } catch (error) {
         if (!(error instanceof Ozs3Error)) throw error;
-        result = { user: users[index], error };
+        result = { user: users[index], error: withRecovery(error, spec, users[index]) };
       }
       if (settled) return;
       inFlight.delete(index);

@@ -16,7 +16,7 @@ import { explainAcceptorFailure } from '../auth/causes.js';
 import { krbErrorFromChallenge, type KrbError } from '../auth/krb-error.js';
 import { ADMIN_ONLY_HINT, headerLimitCause } from '../rest/answers.js';
 import { HADOOP_IPC, hadoopRpcPort, mapNetworkError } from '../http/causes.js';
-import { fail, ok, warn, type CheckResult } from './check.js';
+import { fail, ok, skip, warn, type CheckResult } from './check.js';
 import { PORT_HINT, endpointPort } from './network.js';
 
 const MAX_PROBE_BODY = 16 * 1024;
@@ -212,11 +212,8 @@ export function checkClock(probe: Probe): CheckResult {
   const date = header(probe, 'date');
   const serverTime = date ? Date.parse(date) : Number.NaN;
   if (Number.isNaN(serverTime))
-    return warn(
-      name,
-      'the gateway sent no Date header: skew not measured',
-      'keep this clock synchronised (NTP / chrony)',
-    );
+    // Nothing is wrong, only unmeasured: a real skew still shows at spnego (KRB_AP_ERR_SKEW).
+    return skip(name, 'the gateway sent no Date header: skew not measured (spnego would name a skew)');
   // The Date header is whole seconds: compare with the middle of the exchange, allow the rounding.
   const local = (probe.sentAt + probe.receivedAt) / 2;
   let skew = serverTime - local;

@@ -183,13 +183,23 @@ export function authorizationHeaderBytes(tokenBytes: number): number {
  * 400 or 431 to a request that carried a large Kerberos token: the gateway's header limit, not
  * the request. A user in hundreds of AD groups carries a PAC that makes an 8–9 KB header.
  */
-export function headerLimitCause(res: Exchange): AuthError | undefined {
+export function headerLimitCause(res: Exchange): AuthError | ResponseError | undefined {
   if (res.status !== 400 && res.status !== 431) return undefined;
   const text = `${res.reason}\n${res.body.slice(0, 4096)}`;
   const saysTooLarge = /too large|exceeds|header field|Request Header Fields/i.test(text) || res.status === 431;
   const header = res.sentTokenBytes === undefined ? undefined : authorizationHeaderBytes(res.sentTokenBytes);
   if (header === undefined || (!saysTooLarge && header < 4096)) return undefined;
   const answer = `${res.status}${res.reason ? ` ${sanitizeText(res.reason, 80)}` : ''}`;
+  if (header < 4096) {
+    // A small token: the gateway's limit is unusually low, or something else fills the headers.
+    return new ResponseError(
+      'HEADERS_TOO_LARGE',
+      `the gateway refused the request's headers as too large (${answer}), though its Kerberos token is only ${res.sentTokenBytes} bytes (an Authorization header of ${header} bytes)`,
+      {
+        hint: 'its header limit is unusually low, or a proxy in between adds headers: ask the gateway admins (hadoop.http.max.request.header.size; Apache: LimitRequestFieldSize)',
+      },
+    );
+  }
   return new AuthError(
     'KRB_TOKEN_TOO_LARGE',
     `the gateway refused the request (${answer}): its Kerberos token is ${res.sentTokenBytes} bytes, an Authorization header of ${header} bytes, over the gateway's header limit`,

@@ -122,6 +122,20 @@ describe('a token too large for the gateway', () => {
     expect(error!.hint).toMatch(/hadoop\.http\.max\.request\.header\.size.*LimitRequestFieldSize/);
     expect(headerLimitCause(answer(431, 'Request Header Fields Too Large', 6626))?.code).toBe('KRB_TOKEN_TOO_LARGE');
   });
+  it('a 431 to a small token does not blame the ticket: the limit or a proxy', () => {
+    const error = headerLimitCause(answer(431, 'Request Header Fields Too Large', 700));
+    expect(error).toMatchObject({ code: 'HEADERS_TOO_LARGE', exitCode: 8 });
+    expect(error!.message).toMatch(/only 700 bytes/);
+    expect(error!.hint).toMatch(/unusually low, or a proxy/);
+    expect(error!.hint).not.toMatch(/AD groups/);
+  });
+  it('the wrong-principal hint names the setting of who refused: the gateway’s or the OM’s', () => {
+    const cause = (who: string) =>
+      explainAcceptorFailure({ text: 'No key table entry found', who, principal: 'HTTP/h@EX.COM' })!.hint;
+    expect(cause('the gateway')).toMatch(/ozone\.s3g\.http\.auth\.kerberos\.principal/);
+    expect(cause('the gateway')).not.toMatch(/ozone\.om/);
+    expect(cause('the OM')).toMatch(/ozone\.om\.kerberos\.principal/);
+  });
   it('is not blamed for a 400 to a request without a token', () => {
     expect(headerLimitCause(answer(400, 'Bad Request'))).toBeUndefined();
   });
