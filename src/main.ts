@@ -57,9 +57,17 @@ export async function main(argv: string[], overrides: Partial<Deps> = {}): Promi
   const output = {
     writeOut: (text: string) => io.out(text),
     writeErr: (text: string) => io.err(text),
-    // Commander's own usage errors, reworded into our one-line shape (hint printed below).
+    // Commander's own usage errors, reworded into our one-line shape (hint printed below); its
+    // suggestion ("\n(Did you mean --yes?)") joins the line.
     outputError: (text: string, write: (s: string) => void) =>
-      write(`ozs3: ${text.replace(/^error: /, '').trimEnd()}\n`),
+      write(
+        `ozs3: ${text
+          .replace(/^error: /, '')
+          .trimEnd()
+          .replace(/\s*\n\(Did you mean (.+)\?\)$/, ' (did you mean $1?)')
+          // "argument 'abc' is invalid. expected a number…" (our parser's reason, lower case)
+          .replace(/ is invalid\. (?=[a-z])/, ' is invalid: ')}\n`,
+      ),
   };
   program.configureOutput(output);
   for (const cmd of program.commands) {

@@ -373,6 +373,16 @@ describe('9. help', () => {
     expect(typo.code).toBe(2);
     expect(typo.stderr).toMatch(/unknown command 'getsecrte' \(did you mean getsecret\?\)/);
     expect(typo.stdout).toBe('');
+    // Commander's own suggestions read the same way: one line, then the hint.
+    for (const [argv, line] of [
+      [['getsecrt'], "ozs3: unknown command 'getsecrt' (did you mean getsecret?)"],
+      [['revokesecret', '--yse'], "ozs3: unknown option '--yse' (did you mean --yes?)"],
+    ] as const) {
+      const r = await runCli([...argv], { env });
+      expect(r.code).toBe(2);
+      expect(r.stderr.split('\n')[0]).toBe(line);
+      expect(r.stderr.split('\n')[1]).toMatch(/^hint: see 'ozs3 /);
+    }
   });
 });
 
