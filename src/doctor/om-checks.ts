@@ -22,6 +22,8 @@ interface OmFacts extends CredentialFacts {
   connected: Record<string, boolean>;
   /** Per node label: the principal the handshake authenticated to, and the caller it proved. */
   authenticated: Record<string, { servicePrincipal: string; caller: string | undefined }>;
+  /** Per node label: the principal a refused handshake had a ticket for (its types may say why). */
+  refused: Record<string, string>;
 }
 
 type OmCheck = Check<DoctorContext, OmFacts>;
@@ -98,8 +100,13 @@ export function omChecks(ctx: DoctorContext, target: OmTarget): OmCheck[] {
           const opts = omServiceOptions(ctx.plan, target, ctx.trace);
           const [probe] = await probeOm({ ...opts, target: { ...opts.target, nodes: [node] } });
           if (!probe) return skipped(saslName, 'not probed');
-          if (probe.error)
-            return { result: fail(saslName, probe.error.exitCode, probe.error.message, probe.error.hint) };
+          if (probe.error) {
+            const result = fail(saslName, probe.error.exitCode, probe.error.message, probe.error.hint);
+            // The OM refused after GSSAPI got a ticket: the service ticket check still lists its types.
+            return probe.error.exitCode === ExitCode.auth && probe.servicePrincipal
+              ? { result, facts: { refused: { [key]: probe.servicePrincipal } } }
+              : { result };
+          }
           const parts = [
             `${probe.caller ?? 'you'} authenticated to ${probe.servicePrincipal}`,
             probe.advertised ? `the OM names itself ${probe.advertised}` : 'the OM named no Kerberos principal',
@@ -144,9 +151,10 @@ export function omChecks(ctx: DoctorContext, target: OmTarget): OmCheck[] {
     timeoutMs: ctx.timeoutMs * 2,
     lateExit: ExitCode.auth,
     async run(_, facts) {
-      const authenticated = firstAuthenticated(facts);
-      if (!authenticated) return skipped('service ticket', 'no OM authenticated you (see sasl above)');
-      const principal = authenticated.servicePrincipal;
+      const principal =
+        firstAuthenticated(facts)?.servicePrincipal ??
+        nodes.map((node) => facts.refused?.[label(node)]).find((p) => p !== undefined);
+      if (!principal) return skipped('service ticket', 'no OM authenticated you (see sasl above)');
       // Without a realm in the name, klist shows the one the KDC gave: match om/host@ as a prefix.
       const listed = principal.includes('@') ? principal : `${principal}@`;
       const types = await serviceTicketTypes(ctx, facts.creds!, listed);

@@ -15,6 +15,8 @@ import type { Credentials } from './credentials.js';
 export interface TicketTypes {
   sessionKeyType: string;
   ticketType: string;
+  /** The ticket's server name as the cache holds it (with the realm the KDC gave). */
+  server: string;
 }
 
 const RC4 = /arcfour|rc4/i;
@@ -35,7 +37,7 @@ export async function serviceTicketTypes(
       (t) => t.server.toLowerCase() === wanted || (wanted.endsWith('@') && t.server.toLowerCase().startsWith(wanted)),
     );
     return ticket?.sessionKeyType && ticket.ticketType
-      ? { sessionKeyType: ticket.sessionKeyType, ticketType: ticket.ticketType }
+      ? { sessionKeyType: ticket.sessionKeyType, ticketType: ticket.ticketType, server: ticket.server }
       : undefined;
   };
   if (creds.mode === 'ticket') {
@@ -66,7 +68,9 @@ export function checkServiceTicket(
   const parts: string[] = [];
   const warnings: { detail: string; fix: string }[] = [];
   if (types) {
-    parts.push(`${principal}: ticket ${types.ticketType}, session key ${types.sessionKeyType}`);
+    // A principal given without its realm (the OM path's default) is shown as the KDC named it.
+    const shown = principal.includes('@') ? principal : types.server;
+    parts.push(`${shown}: ticket ${types.ticketType}, session key ${types.sessionKeyType}`);
     if (RC4.test(types.ticketType) || RC4.test(types.sessionKeyType)) {
       warnings.push({
         detail: 'RC4, which JDK 17+ acceptors (Ozone, Hadoop) refuse',

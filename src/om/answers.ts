@@ -96,10 +96,7 @@ export function saslFailure(error: OmRemoteError, principal: string): AuthError 
     return new AuthError(
       'OM_CANNOT_VERIFY',
       `the OM could not verify your Kerberos ticket for ${principal} (${said})`,
-      {
-        ...cause,
-        hint: `usually the OM's keytab lacks the KDC's current key for ${principal}: compare kvno ${principal} with klist -kt on the OM (its log has the cause)`,
-      },
+      { ...cause, hint: cannotVerifyHint(principal, true) },
     );
   }
   if (/not authorized|Unauthorized connection|AuthorizationException/i.test(`${error.exceptionClass} ${text}`)) {
@@ -116,6 +113,51 @@ export function saslFailure(error: OmRemoteError, principal: string): AuthError 
       hint: `check the OM principal (${principal}, ozone.om.kerberos.principal) and your ticket (klist); --verbose shows the exchange`,
     },
   );
+}
+
+/**
+ * What can make an OM refuse a ticket with only "GSS initiate failed", most likely first. The
+ * ticket's RC4 is named only while its types are unknown (see withTicketTypes).
+ */
+function cannotVerifyHint(principal: string, rc4Possible: boolean): string {
+  return (
+    `the OM's log has the cause; usually its keytab lacks the KDC's current key (compare kvno ${principal} with klist -kt on the OM), ` +
+    `or its clock is more than 5 min off this machine's (NTP)` +
+    (rc4Possible ? '; ozs3 doctor shows whether your ticket is RC4, which JDK 17+ OMs refuse' : '')
+  );
+}
+
+/**
+ * An OM_CANNOT_VERIFY told apart by what this side can see: the service ticket GSSAPI just stored
+ * in the user's cache (`klist -e`; a keytab login's cache is in memory, out of klist's reach). An
+ * RC4 ticket is what a JDK 17+ OM refuses; an AES one rules that out of the hint.
+ */
+export async function withTicketTypes(error: Ozs3Error, principal: string, env: NodeJS.ProcessEnv): Promise<Ozs3Error> {
+  if (error.code !== 'OM_CANNOT_VERIFY') return error;
+  const { parseKlist, runTool } = await import('../auth/klist.js');
+  const listed = await runTool('klist', ['-e'], env, 2_000);
+  if (listed.code !== 0) return error;
+  const wanted = principal.toLowerCase();
+  const ticket = parseKlist(listed.stdout).tickets.find((t) => {
+    const server = t.server.toLowerCase();
+    return server === wanted || (!wanted.includes('@') && server.startsWith(`${wanted}@`));
+  });
+  if (!ticket?.ticketType) return error;
+  const rc4 = /arcfour|rc4/i;
+  if (rc4.test(ticket.ticketType) || rc4.test(ticket.sessionKeyType ?? '')) {
+    return new AuthError(
+      'KRB_RC4_REFUSED',
+      `the OM refused your ticket for ${ticket.server}, an RC4 ticket (${ticket.ticketType}), which JDK 17 and later turn off (the OM said: ${firstLine((error.cause as OmRemoteError).remoteMessage)})`,
+      {
+        cause: error.cause,
+        hint: `an AD admin must allow AES on the account of ${ticket.server} (msDS-SupportedEncryptionTypes, e.g. 24) and export the OM's keytab again; then get a fresh ticket: kdestroy; kinit`,
+      },
+    );
+  }
+  return new AuthError('OM_CANNOT_VERIFY', error.message, {
+    cause: error.cause,
+    hint: cannotVerifyHint(ticket.server, false),
+  });
 }
 
 const WHAT: Record<Operation, string> = { get: 'get', revoke: 'revoke', set: 'set' };

@@ -8,7 +8,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { AuthError, NetworkError, Ozs3Error, ResponseError, sanitizeText } from '../errors.js';
-import { OmRemoteError, saslFailure } from './answers.js';
+import { OmRemoteError, saslFailure, withTicketTypes } from './answers.js';
 import { FrameReader, PING_CALL_ID, SASL_CALL_ID, connectionHeader, malformedFrame } from './frames.js';
 import { GSS_C_CONF_FLAG, GSS_C_INTEG_FLAG, GSS_C_MUTUAL_FLAG, type Gss, type GssContext } from './gssapi.js';
 import {
@@ -196,7 +196,10 @@ export class OmConnection {
       const failure = asOzs3Error(error);
       this.fail(failure);
       if (!this.stepping) this.disposeContext();
-      throw failure;
+      clearTimeout(timer);
+      // With a ticket cache (not a keytab login, whose cache is in memory), the service ticket's
+      // types can tell an RC4 refusal apart from the other causes of "GSS initiate failed".
+      throw opts.keytab ? failure : await withTicketTypes(failure, this.facts.servicePrincipal, process.env);
     } finally {
       clearTimeout(timer);
       this.onFailure = undefined;

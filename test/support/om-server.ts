@@ -19,6 +19,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { clockOffsetEnv } from './jdk-gateway-faketime.js';
 import { JAVA_COMMON_SOURCES, buildJava, REPO_ROOT, type JavaBuild } from './java.js';
 import { withEnv, type Realm } from './realm.js';
 
@@ -103,6 +104,8 @@ export interface OmServerOptions {
   serviceAuthorization?: boolean;
   /** JDK Kerberos debug output on the JVM's stderr. */
   debug?: boolean;
+  /** Run the JVM with its wall clock this many seconds off (libfaketime), as a skewed OM host. */
+  clockOffsetSec?: number;
   startTimeoutMs?: number;
 }
 
@@ -275,7 +278,10 @@ export async function startOmServer(realm: Realm, opts: OmServerOptions = {}): P
   const started = performance.now();
   installExitHook();
   const child = spawn(build.java, [...jvmArgs, 'ozs3.omtest.OmTestServer'], {
-    env: withEnv(realm, { OZS3_OM_CONFIG: JSON.stringify(config) }),
+    env: withEnv(realm, {
+      OZS3_OM_CONFIG: JSON.stringify(config),
+      ...(opts.clockOffsetSec !== undefined ? clockOffsetEnv(opts.clockOffsetSec) : {}),
+    }),
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   liveJvms.add(child);

@@ -154,7 +154,7 @@ describe("doctor's ticket lines", () => {
   it('warns on RC4 and on a token over common header limits', () => {
     const rc4 = checkServiceTicket(
       'HTTP/h@AD',
-      { sessionKeyType: 'aes256-cts-hmac-sha1-96', ticketType: 'arcfour-hmac' },
+      { sessionKeyType: 'aes256-cts-hmac-sha1-96', ticketType: 'arcfour-hmac', server: 'HTTP/h@AD' },
       1900,
     );
     expect(rc4.status).toBe('warn');
@@ -162,11 +162,21 @@ describe("doctor's ticket lines", () => {
     expect(rc4.fix).toMatch(/msDS-SupportedEncryptionTypes.*kdestroy; kinit/);
     const big = checkServiceTicket(
       'HTTP/h@AD',
-      { sessionKeyType: 'aes256-cts-hmac-sha1-96', ticketType: 'aes256-cts-hmac-sha1-96' },
+      { sessionKeyType: 'aes256-cts-hmac-sha1-96', ticketType: 'aes256-cts-hmac-sha1-96', server: 'HTTP/h@AD' },
       6626,
     );
     expect(big).toMatchObject({ status: 'warn', detail: expect.stringMatching(/token 6626 bytes .*over Apache/) });
-    expect(checkServiceTicket('HTTP/h@AD', { sessionKeyType: 'aes256', ticketType: 'aes256' }, 1900).status).toBe('ok');
+    expect(
+      checkServiceTicket('HTTP/h@AD', { sessionKeyType: 'aes256', ticketType: 'aes256', server: 'HTTP/h@AD' }, 1900)
+        .status,
+    ).toBe('ok');
+    // A principal without its realm (the OM path's default) is shown as the KDC named it.
+    const om = checkServiceTicket(
+      'om/h',
+      { sessionKeyType: 'aes256', ticketType: 'aes256', server: 'om/h@AD' },
+      undefined,
+    );
+    expect(om.detail).toMatch(/^om\/h@AD: ticket aes256/);
   });
 
   it('warns on enterprise-name escapes and capitals in the client name', () => {

@@ -790,6 +790,10 @@ public final class OmTestServer {
       } catch (AuthFailure e) {
         throw RpcErr.fatal(RpcErrorCodeProto.FATAL_UNAUTHORIZED, e.className, e.getMessage());
       } catch (IOException e) {
+        // Hadoop logs the cause chain (the GSSException) and sends the client only the message.
+        StringBuilder chain = new StringBuilder(e.toString());
+        for (Throwable c = e.getCause(); c != null; c = c.getCause()) chain.append(" <- ").append(c);
+        errors.add("sasl: " + chain);
         throw RpcErr.fatal(RpcErrorCodeProto.FATAL_UNAUTHORIZED, e.getClass().getName(), e.getMessage());
       }
       if (saslResponse != null) {
