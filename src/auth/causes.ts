@@ -163,6 +163,18 @@ function minutesApart(a: Date, b: Date): string {
 }
 
 /**
+ * For a refusal of a caller whose name has capitals: AD takes any case at kinit, and the ticket then
+ * carries the name as typed, which Ozone compares exactly (`Alice@R` is not the admin `alice@R`).
+ */
+export function withNameCase(hint: string, principal: string | undefined): string {
+  if (!principal) return hint;
+  const at = principal.lastIndexOf('@');
+  const primary = at >= 0 ? principal.slice(0, at) : principal;
+  if (!/[A-Z]/.test(primary)) return hint;
+  return `${hint}; you are ${principal}, and Ozone compares names exactly (AD takes any case at kinit): if the KDC keeps it in lower case, kinit -C ${principal}`;
+}
+
+/**
  * The cause behind an acceptor's refusal, when its words (or its KRB-ERROR code) name one: an
  * encryption type it will not take (RC4 on JDK 17+), clock skew, a key it does not have, a
  * principal it does not hold, a replay, a name it cannot map to a user. Undefined otherwise.

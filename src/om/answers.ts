@@ -3,7 +3,7 @@
  * S3RevokeSecretRequest, OMSetSecretRequest, S3SecretRequestHelper) and Hadoop RPC exceptions
  * (RpcResponseHeaderProto ERROR/FATAL: exception class + message) turned into Ozs3Errors.
  */
-import { explainAcceptorFailure } from '../auth/causes.js';
+import { explainAcceptorFailure, withNameCase } from '../auth/causes.js';
 import { isFieldSet } from '@bufbuild/protobuf';
 import { BinaryReader } from '@bufbuild/protobuf/wire';
 import {
@@ -178,7 +178,13 @@ function unknownStatus(response: OMResponse): number | undefined {
  * An OMResponse judged as proto2 demands: `status` present (an unknown value reads as OK), OK,
  * `success` not false, the expected payload present. Returns the secret for get and set.
  */
-export function interpretResponse(op: Operation, accessId: string, response: OMResponse): S3Secret | undefined {
+export function interpretResponse(
+  op: Operation,
+  accessId: string,
+  response: OMResponse,
+  /** The principal the OM authenticated (for a refusal's hint). */
+  caller?: string,
+): S3Secret | undefined {
   const who = `'${sanitizeText(accessId)}'`;
   if (!isFieldSet(response, OMResponseSchema.field.status)) {
     const code = unknownStatus(response);
@@ -226,7 +232,10 @@ export function interpretResponse(op: Operation, accessId: string, response: OMR
       throw new ForbiddenError(
         `forbidden: the OM refused to ${WHAT[op]} the S3 secret of ${who} for you (${Status[response.status]})`,
         {
-          hint: 'only the owner of an access id and users in ozone.s3.administrators may manage its secret',
+          hint: withNameCase(
+            'only the owner of an access id and users in ozone.s3.administrators may manage its secret',
+            caller,
+          ),
         },
       );
     case Status.INVALID_REQUEST:

@@ -177,7 +177,7 @@ class OmClient implements OmSecretService {
         });
         this.leader = node;
         this.trace(`rpc: < call ${callId} ${Status[response.status] ?? response.status}`);
-        return interpretResponse(op, accessId, response);
+        return interpretResponse(op, accessId, response, conn.facts.caller);
       } catch (raw) {
         const error = asOzs3Error(raw);
         const kind = failureKind(error, this.settings.nodes.length);

@@ -3,7 +3,7 @@
  * turned into a result or an Ozs3Error with its cause and fix. The REST transport and the doctor's
  * gateway checks both use these.
  */
-import { explainAcceptorFailure } from '../auth/causes.js';
+import { explainAcceptorFailure, withNameCase } from '../auth/causes.js';
 import { shellQuote } from '../format/secret.js';
 import {
   AuthError,
@@ -112,7 +112,10 @@ export function interpretResponse(
         ? 'forbidden (403): the gateway refused your request for your own secret'
         : `forbidden (403): you are not an S3 administrator, so you cannot manage the secret of ${who}`,
       {
-        hint: user === undefined ? ADMIN_ONLY_HINT : 'only users in ozone.s3.administrators may name another user',
+        hint:
+          user === undefined
+            ? ADMIN_ONLY_HINT
+            : withNameCase('only users in ozone.s3.administrators may name another user', authenticatedAs),
       },
     );
   }
@@ -145,7 +148,7 @@ export function interpretResponse(
     throw new ForbiddenError(
       `forbidden: the Ozone Manager refused to act on the secret of ${who} for you (USER_MISMATCH)`,
       {
-        hint: 'only users in ozone.s3.administrators may name another user',
+        hint: withNameCase('only users in ozone.s3.administrators may name another user', authenticatedAs),
       },
     );
   }

@@ -182,7 +182,15 @@ export class RestSecretService implements SecretService {
         }
         throw this.rejected(res);
       }
-      if (res.status === 403) this.cookie = undefined;
+      if (res.status === 403) {
+        this.cookie = undefined;
+        // A Hadoop gateway authenticates, then its admin filter refuses: the 403 carries the mutual
+        // token, which names who the gateway took the caller for (a refusal's hint may need it).
+        if (negotiation && extractNegotiateToken(res.headers['www-authenticate']) !== undefined) {
+          const verified = await negotiation.verify(res.headers['www-authenticate']).catch(() => false);
+          if (verified) this.authenticatedPrincipal ??= negotiation.principal;
+        }
+      }
       if (negotiation && res.status !== 403) {
         const header = res.headers['www-authenticate'];
         // verify() treats an unparseable token as none at all; a server that sent one cannot be trusted either.

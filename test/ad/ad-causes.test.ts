@@ -88,6 +88,25 @@ describe('2. tokens too large for the gateway', () => {
     expect(spnego.detail).not.toMatch(/accepted/);
     expect(spnego.detail).toMatch(/431/);
   });
+
+  it('Apache (LimitRequestFieldSize 8190): its 400 is named as the token’s size, not "unexpected response"', async () => {
+    const bigpac = await ad.kinit(ad.fixtures.bigPacUser, { ccache: 'cc-bigpac-apache' });
+    await using apache = await startApacheGateway(ad);
+    const r = await runCli(['getsecret', '--endpoint', apache.url], { env: envFor(bigpac) });
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(
+      /^ozs3: the gateway refused the request \(400 Bad Request\): its Kerberos token is \d{4} bytes, an Authorization header of \d{4} bytes/m,
+    );
+    expect(r.stderr).toMatch(/^hint: .*LimitRequestFieldSize/m);
+    expect(r.stderr).not.toMatch(/unexpected response/);
+
+    const doctor = await runCli(['doctor', '--endpoint', apache.url], { env: envFor(bigpac) });
+    expect(line(doctor, 'service ticket').detail).toMatch(/over Apache httpd's LimitRequestFieldSize: 8190/);
+    const spnego = line(doctor, 'spnego');
+    expect(spnego.status).toBe('fail');
+    expect(spnego.detail).not.toMatch(/accepted/);
+    expect(spnego.detail).toMatch(/400/);
+  });
 });
 
 describe('3. client names that are not the canonical ones', () => {
@@ -106,6 +125,26 @@ describe('3. client names that are not the canonical ones', () => {
     });
     const fixed = await runCli(['doctor', '--endpoint', jdk.url], { env: envFor(canonical) });
     expect(line(fixed, 'client name').status).toBe('ok');
+  });
+
+  it('kinit Admin@REALM: an admin’s -u is refused (4), and the hint names the case and kinit -C', async () => {
+    const upper = await ad.kinit('Admin', { password: ad.passwordOf('admin')!, ccache: 'cc-Admin' });
+    const r = await runCli(['getsecret', '--endpoint', jdk.url, '-u', 'bob'], { env: envFor(upper) });
+    expect(r.code, r.stderr).toBe(4);
+    expect(r.stderr).toMatch(
+      /^hint: .*you are Admin@AD\.OZS3\.TEST, and Ozone compares names exactly .*kinit -C Admin@AD\.OZS3\.TEST$/m,
+    );
+    // In the KDC's own spelling, the same password makes an admin again.
+    const canonical = await ad.kinit('Admin', {
+      password: ad.passwordOf('admin')!,
+      ccache: 'cc-Admin-C',
+      canonicalize: true,
+    });
+    const fixed = await runCli(['getsecret', '--endpoint', jdk.url, '-u', 'bob'], { env: envFor(canonical) });
+    expect(fixed.code, fixed.stderr).toBe(0);
+    expect(
+      (await runCli(['revokesecret', '--endpoint', jdk.url, '-u', 'bob', '--yes'], { env: envFor(canonical) })).code,
+    ).toBe(0);
   });
 
   it('kinit -E without -C: the command names the unmappable name and kinit -C; doctor warns', async () => {

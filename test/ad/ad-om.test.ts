@@ -81,6 +81,12 @@ describe('OM RPC with tickets from the AD KDC', () => {
     expect((await om.secrets())[`bob@${ad.name}`]).toBe(awsSecret);
   });
 
+  it('kinit Admin@REALM: the OM refuses -u bob (4); the hint names the case and kinit -C', async () => {
+    const upper = await ad.kinit('Admin', { password: ad.passwordOf('admin')!, ccache: 'cc-Admin' });
+    const r = await runCli(['getsecret', ...omFlag(om), '-u', 'bob'], { env: envFor(upper) });
+    expectCleanFailure(r, 4, /^ozs3: forbidden: the OM refused/, /you are Admin@AD\.OZS3\.TEST.*kinit -C Admin@/);
+  });
+
   it('doctor: every OM check ok, the service ticket’s AES types from the AD KDC', async () => {
     const r = await runCli(['doctor', ...omFlag(om)], { env: envFor(cc.alice!) });
     expect(r.code, r.stdout + r.stderr).toBe(0);
