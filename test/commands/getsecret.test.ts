@@ -160,4 +160,22 @@ describe('getsecret, in-process', () => {
     expect(t.stderr()).toMatch(/interrupted by SIGINT: 2 done, 2 not started/);
     service.assertDone();
   });
+
+  it.each([
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const)('%s mid-batch: the same stop and summary, exit %i', async (signal, code) => {
+    const service = createFakeService();
+    const t = fakeDeps(service);
+    service.expect('get', 'u1', async () => {
+      t.interrupt(signal);
+      return secretOf('u1');
+    });
+    expect(await runGetSecret({ ...ENDPOINT, user: ['u1', 'u2', 'u3'], json: true, concurrency: 1 }, t.deps)).toBe(
+      code,
+    );
+    expect(t.stdout().trim().split('\n')).toHaveLength(1);
+    expect(t.stderr()).toMatch(new RegExp(`interrupted by ${signal}: 1 done, 2 not started`));
+    service.assertDone();
+  });
 });

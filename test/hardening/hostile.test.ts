@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRealm, type Realm } from '../support/realm.js';
-import { BIN, assertBuilt, runCli, type CliResult } from '../support/run-cli.js';
+import { BIN, STACK_TRACE, assertBuilt, runCli, type CliResult } from '../support/run-cli.js';
 import {
   EMPTY_ACCEPT_TOKEN,
   GOOD_OUTPUT,
@@ -412,6 +412,7 @@ async function runMeasured(args: string[], runEnv: Record<string, string>): Prom
     const ms = performance.now() - started;
     // GNU time writes "Command exited with non-zero status N" before the figure.
     const maxRssKb = Number(readFileSync(out, 'utf8').trim().split('\n').at(-1));
+    expect(stderr, 'a stack trace on stderr').not.toMatch(STACK_TRACE);
     return { code, signal, stdout, stderr, ms, maxRssKb };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRealm, withEnv, type Realm } from '../support/realm.js';
 import { startGateway, type Gateway } from '../support/gateway.js';
-import { BIN, assertBuilt, runCli } from '../support/run-cli.js';
+import { BIN, STACK_TRACE, assertBuilt, runCli } from '../support/run-cli.js';
 import {
   GOOD_OUTPUT,
   GOOD_SECRET,
@@ -63,7 +63,9 @@ async function runWithStderrFile(
         (error, out) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout: out }),
       );
     });
-    return { code, stdout, stderr: readFileSync(errFile, 'utf8') };
+    const stderr = readFileSync(errFile, 'utf8');
+    expect(stderr, 'a stack trace on stderr').not.toMatch(STACK_TRACE);
+    return { code, stdout, stderr };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

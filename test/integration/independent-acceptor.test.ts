@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startRealm, withEnv, type Realm } from '../support/realm.js';
 import { startApacheGateway, type ApacheGateway } from '../support/apache-gateway.js';
+import { STACK_TRACE } from '../support/run-cli.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'ozs3');
@@ -96,7 +97,9 @@ function run(args: string[], o: RunOptions = {}): Promise<RunResult> {
       clearTimeout(timer);
       const result = { args: fullArgs, code, signal, stdout, stderr, ms: Date.now() - started };
       runs.push(result);
-      resolve(result);
+      // As runCli: no run may print a Node stack trace or an internal error.
+      if (STACK_TRACE.test(stderr)) reject(new Error(`a stack trace on stderr:\n${show(result)}`));
+      else resolve(result);
     });
     child.stdin.end(o.input ?? '');
   });

@@ -4,7 +4,7 @@
  * protobuf-java; test/support/om-server.ts) and, beside it, the Ozone 2.x admin-only REST gateway
  * that refuses non-admins even their own secret. The server's records show what crossed the wire.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ import {
   type OmProtection,
   type OmServer,
 } from '../support/om-server.js';
-import { assertBuilt, runCli, type CliResult } from '../support/run-cli.js';
+import { BIN, STACK_TRACE, assertBuilt, runCli, type CliResult } from '../support/run-cli.js';
 import {
   awsKeyPair,
   awsSections,
@@ -595,6 +595,60 @@ describe('pointed at the wrong place (a user trial)', () => {
 });
 
 describe('scripted use over the OM', () => {
+  it.each([
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const)(
+    '%s in a batch (a CI job cancelled, a terminal closed): stops, delivers what arrived, summary matches the OM, exit %i',
+    async (signal, code) => {
+      const users = Array.from({ length: 12 }, (_, i) => `sig-${i}`);
+      await om.setOptions({ delays: { GetS3Secret: 250 } });
+      const file = join(work, `users-${signal}.txt`);
+      writeFileSync(file, `${users.join('\n')}\n`);
+      const child = spawn(
+        process.execPath,
+        [
+          BIN,
+          'getsecret',
+          '--om',
+          `localhost:${om.nodes[0]!.port}`,
+          '--users-file',
+          file,
+          '--json',
+          '--concurrency',
+          '2',
+        ],
+        {
+          env: withEnv(realm, { KRB5CCNAME: ccache.admin!, KRB5_CLIENT_KTNAME: '' }),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      await new Promise<void>((resolve) =>
+        child.stdout.on('data', (b: Buffer) => {
+          stdout += b.toString();
+          if (stdout.includes('\n')) resolve();
+        }),
+      );
+      child.kill(signal);
+      expect(await exited).toBe(code);
+      expect(stderr).not.toMatch(STACK_TRACE);
+      const delivered = ndjson(stdout).map((l) => l.user);
+      const store = Object.keys(await om.secrets());
+      // Every secret the OM made reached stdout; the rest were never asked for.
+      expect(delivered.sort()).toEqual(store.sort());
+      expect(delivered.length).toBeLessThan(users.length);
+      const summary = new RegExp(
+        `^ozs3: interrupted by ${signal}: ${delivered.length} done, ${users.length - delivered.length} not started\\n$`,
+        'm',
+      );
+      expect(stderr).toMatch(summary);
+    },
+  );
+
   it('logs in from a keytab (--keytab / KRB5_CLIENT_KTNAME) and leaves no ticket cache behind', async () => {
     const cacheFile = join(realm.dir, 'must-not-exist');
     const before = readdirSync(realm.dir).sort();

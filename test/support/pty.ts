@@ -3,6 +3,7 @@
  * pattern shows on the screen (Ctrl-C is '\x03', Ctrl-D '\x04'); `cols` sets the terminal width.
  */
 import { spawn } from 'node:child_process';
+import { STACK_TRACE } from './run-cli.js';
 
 export interface PtyStep {
   /** Type `keys` once the screen (everything printed so far) matches this. */
@@ -43,7 +44,9 @@ export function onPty(
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
     child.once('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, screen });
+      // As runCli: no run on a terminal may show a Node stack trace or an internal error.
+      if (STACK_TRACE.test(screen)) reject(new Error(`a stack trace on the terminal:\n${screen}`));
+      else resolve({ code, screen });
     });
   });
 }
