@@ -386,6 +386,31 @@ describe('9. help', () => {
   });
 });
 
+describe('9. README', () => {
+  it('its troubleshooting rows say what ozs3 prints (the common first-hour failures, run here)', async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const rows = readme.split('\n').filter((l) => l.startsWith('| `'));
+    const runs = [
+      // no ticket at all
+      await runCli(['getsecret', '--endpoint', gw.url], { env: envFor('alice', { KRB5CCNAME: 'FILE:/nonexistent' }) }),
+      // a host that does not resolve
+      await runCli(['getsecret', '--endpoint', 'https://s3g-typo.invalid:9879'], { env: envFor('alice') }),
+      // an endpoint without its scheme
+      await runCli(['getsecret', '--endpoint', 'localhost:9879'], { env: envFor('alice') }),
+    ];
+    for (const r of runs) {
+      const message = r.stderr.split('\n')[0]!.replace(/^ozs3: /, '');
+      // A row quotes the message up to its first variable part: "no Kerberos ticket (…)",
+      // "cannot resolve host s3g-typo (ENOTFOUND)".
+      const stem = message.split(/ \(|'/)[0]!.replace(/ s3g-typo\.invalid$/, '');
+      expect(
+        rows.some((row) => row.startsWith(`| \`${stem}`)),
+        `README has no row for "${message}"`,
+      ).toBe(true);
+    }
+  });
+});
+
 describe('10. trust', () => {
   it('warns, in one line, when a secret would cross the network over plain http://', async () => {
     const r = await runCli(
