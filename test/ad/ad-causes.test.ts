@@ -13,7 +13,7 @@ import { startAdRealm, type AdRealm } from '../support/ad-realm.js';
 import { startApacheGateway } from '../support/apache-gateway.js';
 import { JETTY_DEFAULT_REQUEST_HEADER_SIZE, startJdkGateway, type JdkGateway } from '../support/jdk-gateway.js';
 import { withEnv } from '../support/realm.js';
-import { assertBuilt, runCli, type CliResult } from '../support/run-cli.js';
+import { assertBuilt, doctorLine, runCli } from '../support/run-cli.js';
 
 let ad: AdRealm;
 let jdk: JdkGateway;
@@ -35,16 +35,6 @@ function envFor(ccache: string, extra: Record<string, string> = {}): Record<stri
   return withEnv(ad, { KRB5CCNAME: ccache, KRB5_CLIENT_KTNAME: '', ...extra });
 }
 
-/** `status name: detail` and its `fix:` from doctor's report. */
-function line(r: CliResult, name: string): { status: string; detail: string; fix?: string } {
-  const lines = r.stdout.split('\n');
-  const at = lines.findIndex((l) => new RegExp(`^(ok {2}|warn|fail|skip) ${name}: `).test(l));
-  expect(at, `${name} in\n${r.stdout}`).toBeGreaterThanOrEqual(0);
-  const [, status, detail] = /^(\S+)\s+[^:]+: (.*)$/.exec(lines[at]!)!;
-  const fix = /^ {2}fix: (.*)$/.exec(lines[at + 1] ?? '')?.[1];
-  return { status: status!, detail: detail!, fix };
-}
-
 describe('1. RC4 service tickets', () => {
   it('the command names RC4 and the fix (AES on the account, then kdestroy/kinit); doctor shows the types', async () => {
     await ad.addPrincipal('HTTP/rc4host', { randkey: true, encTypes: 'rc4' });
@@ -58,13 +48,13 @@ describe('1. RC4 service tickets', () => {
 
     const doctor = await runCli(['doctor', ...args], { env: envFor(cc.alice!) });
     expect(doctor.code).toBe(3);
-    const ticket = line(doctor, 'service ticket');
+    const ticket = doctorLine(doctor, 'service ticket');
     expect(ticket.status).toBe('warn');
     expect(ticket.detail).toMatch(
       /HTTP\/rc4host@AD\.OZS3\.TEST: ticket (DEPRECATED:)?arcfour-hmac, session key (DEPRECATED:)?arcfour-hmac.*RC4/,
     );
     expect(ticket.fix).toMatch(/kdestroy; kinit/);
-    expect(line(doctor, 'spnego')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/RC4/) });
+    expect(doctorLine(doctor, 'spnego')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/RC4/) });
   });
 });
 
@@ -80,10 +70,10 @@ describe('2. tokens too large for the gateway', () => {
     expect(r.stderr).toMatch(/hint: .*fewer groups|hadoop\.http\.max\.request\.header\.size/);
 
     const doctor = await runCli(['doctor', '--endpoint', gw.url], { env: envFor(bigpac) });
-    const ticket = line(doctor, 'service ticket');
+    const ticket = doctorLine(doctor, 'service ticket');
     expect(ticket.status).toBe('warn');
     expect(ticket.detail).toMatch(/SPNEGO token \d{4} bytes \(Authorization header \d{4} bytes\).*over Apache/);
-    const spnego = line(doctor, 'spnego');
+    const spnego = doctorLine(doctor, 'spnego');
     expect(spnego.status).toBe('fail');
     expect(spnego.detail).not.toMatch(/accepted/);
     expect(spnego.detail).toMatch(/431/);
@@ -101,8 +91,8 @@ describe('2. tokens too large for the gateway', () => {
     expect(r.stderr).not.toMatch(/unexpected response/);
 
     const doctor = await runCli(['doctor', '--endpoint', apache.url], { env: envFor(bigpac) });
-    expect(line(doctor, 'service ticket').detail).toMatch(/over Apache httpd's LimitRequestFieldSize: 8190/);
-    const spnego = line(doctor, 'spnego');
+    expect(doctorLine(doctor, 'service ticket').detail).toMatch(/over Apache httpd's LimitRequestFieldSize: 8190/);
+    const spnego = doctorLine(doctor, 'spnego');
     expect(spnego.status).toBe('fail');
     expect(spnego.detail).not.toMatch(/accepted/);
     expect(spnego.detail).toMatch(/400/);
@@ -113,7 +103,7 @@ describe('3. client names that are not the canonical ones', () => {
   it('kinit Alice@REALM: doctor warns that Alice is another access id than alice, fix kinit -C', async () => {
     const upper = await ad.kinit('Alice', { password: ad.passwordOf('alice')!, ccache: 'cc-Alice' });
     const doctor = await runCli(['doctor', '--endpoint', jdk.url], { env: envFor(upper) });
-    expect(line(doctor, 'client name')).toMatchObject({
+    expect(doctorLine(doctor, 'client name')).toMatchObject({
       status: 'warn',
       detail: expect.stringMatching(/Alice@AD\.OZS3\.TEST has capitals.*another user than alice@AD\.OZS3\.TEST/),
       fix: expect.stringMatching(/kinit -C/),
@@ -124,7 +114,7 @@ describe('3. client names that are not the canonical ones', () => {
       canonicalize: true,
     });
     const fixed = await runCli(['doctor', '--endpoint', jdk.url], { env: envFor(canonical) });
-    expect(line(fixed, 'client name').status).toBe('ok');
+    expect(doctorLine(fixed, 'client name').status).toBe('ok');
   });
 
   it('kinit Admin@REALM: an admin’s -u is refused (4), and the hint names the case and kinit -C', async () => {
@@ -154,12 +144,12 @@ describe('3. client names that are not the canonical ones', () => {
     expect(r.stderr).toMatch(/cannot map your principal to a user .*Malformed Kerberos name/);
     expect(r.stderr).toMatch(/hint: .*kinit -C -E/);
     const doctor = await runCli(['doctor', '--endpoint', jdk.url], { env: envFor(plain) });
-    expect(line(doctor, 'client name')).toMatchObject({
+    expect(doctorLine(doctor, 'client name')).toMatchObject({
       status: 'warn',
       detail: expect.stringMatching(/carol\.smith\\@corp\.example@AD\.OZS3\.TEST is an enterprise name/),
       fix: 'kinit -C -E carol.smith@corp.example: the KDC then issues the ticket in your canonical name',
     });
-    expect(line(doctor, 'spnego')).toMatchObject({ status: 'fail', fix: expect.stringMatching(/kinit -C/) });
+    expect(doctorLine(doctor, 'spnego')).toMatchObject({ status: 'fail', fix: expect.stringMatching(/kinit -C/) });
   });
 
   it('a name the gateway has no auth_to_local rule for (a bare 500): the hint names the rule and kinit -C', async () => {
@@ -180,8 +170,8 @@ describe('4. a gateway whose clock is 10 minutes ahead', () => {
     expect(r.stderr).toMatch(/disagree on the time .*the gateway's clock is (9|10|11) min ahead of this machine/);
     expect(r.stderr).toMatch(/hint: synchronise the clocks/);
     const doctor = await runCli(['doctor', '--endpoint', apache.url], { env: envFor(cc.alice!) });
-    expect(line(doctor, 'clock').status).toBe('fail');
-    const spnego = line(doctor, 'spnego');
+    expect(doctorLine(doctor, 'clock').status).toBe('fail');
+    const spnego = doctorLine(doctor, 'spnego');
     expect(spnego.status).toBe('fail');
     expect(spnego.detail).toMatch(/KRB_AP_ERR_SKEW/);
     expect(spnego.fix).toMatch(/synchronise the clocks/);
@@ -196,8 +186,11 @@ describe('4. a gateway whose clock is 10 minutes ahead', () => {
     expect(r.stderr).toMatch(/hint: synchronise the clocks/);
     const doctor = await runCli(['doctor', '--endpoint', gw.url], { env: envFor(cc.alice!) });
     // Jetty's error answers carry no Date header here, so the clock check cannot measure; spnego can.
-    expect(line(doctor, 'clock')).toMatchObject({ status: 'skip', detail: expect.stringMatching(/no Date header/) });
-    const spnego = line(doctor, 'spnego');
+    expect(doctorLine(doctor, 'clock')).toMatchObject({
+      status: 'skip',
+      detail: expect.stringMatching(/no Date header/),
+    });
+    const spnego = doctorLine(doctor, 'spnego');
     expect(spnego.status).toBe('fail');
     expect(spnego.detail).toMatch(/Clock skew too great/);
     expect(spnego.fix).toMatch(/synchronise the clocks/);
@@ -214,7 +207,7 @@ describe('5. a realm in lower case in krb5.conf', () => {
     expect(r.stderr).toMatch(/no KDC for realm "ad\.ozs3\.test".*case-sensitive/);
     expect(r.stderr).toMatch(/hint: if you meant AD\.OZS3\.TEST/);
     const doctor = await runCli(['doctor', '--endpoint', jdk.url], { env });
-    expect(line(doctor, 'krb5.conf')).toMatchObject({
+    expect(doctorLine(doctor, 'krb5.conf')).toMatchObject({
       status: 'fail',
       detail: expect.stringMatching(/realm names are case-sensitive, and ad\.ozs3\.test is not AD\.OZS3\.TEST/),
       fix: expect.stringMatching(/"localhost = AD\.OZS3\.TEST" under \[domain_realm\]/),
@@ -226,12 +219,12 @@ describe('doctor on AD', () => {
   it('prints the service ticket’s encryption types and the token size', async () => {
     const r = await runCli(['doctor', '--endpoint', jdk.url], { env: envFor(cc.alice!) });
     expect(r.code, r.stdout).toBe(0);
-    expect(line(r, 'service ticket')).toMatchObject({
+    expect(doctorLine(r, 'service ticket')).toMatchObject({
       status: 'ok',
       detail: expect.stringMatching(
         /^HTTP\/localhost@AD\.OZS3\.TEST: ticket aes256-cts-hmac-sha1-96, session key aes256-cts-hmac-sha1-96; SPNEGO token \d+ bytes \(Authorization header \d+ bytes\)$/,
       ),
     });
-    expect(line(r, 'spnego').detail).toMatch(/mutual authentication verified/);
+    expect(doctorLine(r, 'spnego').detail).toMatch(/mutual authentication verified/);
   });
 });

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAdRealm, type AdRealm } from '../support/ad-realm.js';
 import { startOmServer, type OmServer } from '../support/om-server.js';
 import { withEnv } from '../support/realm.js';
-import { assertBuilt, runCli, type CliResult } from '../support/run-cli.js';
+import { assertBuilt, doctorLine, runCli } from '../support/run-cli.js';
 import { expectCleanFailure } from '../support/om-cli.js';
 
 let ad: AdRealm;
@@ -36,16 +36,6 @@ function envFor(ccache: string, extra: Record<string, string> = {}): Record<stri
 }
 
 const omFlag = (server: OmServer) => ['--om', `localhost:${server.nodes[0]!.port}`];
-
-/** `status name: detail` and its `fix:` from doctor's report. */
-function line(r: CliResult, name: string): { status: string; detail: string; fix?: string } {
-  const lines = r.stdout.split('\n');
-  const at = lines.findIndex((l) => new RegExp(`^(ok {2}|warn|fail|skip) ${name}: `).test(l));
-  expect(at, `${name} in\n${r.stdout}`).toBeGreaterThanOrEqual(0);
-  const [, status, detail] = /^(\S+)\s+[^:]+: (.*)$/.exec(lines[at]!)!;
-  const fix = /^ {2}fix: (.*)$/.exec(lines[at + 1] ?? '')?.[1];
-  return { status: status!, detail: detail!, fix };
-}
 
 describe('OM RPC with tickets from the AD KDC', () => {
   it('get (0), again (6), set, revoke --yes (0), again (5), privacy layer', async () => {
@@ -91,7 +81,7 @@ describe('OM RPC with tickets from the AD KDC', () => {
     const r = await runCli(['doctor', ...omFlag(om)], { env: envFor(cc.alice!) });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).not.toMatch(/^(warn|fail) /m);
-    expect(line(r, 'service ticket').detail).toMatch(
+    expect(doctorLine(r, 'service ticket').detail).toMatch(
       /om\/localhost@AD\.OZS3\.TEST: ticket aes256-cts-hmac-sha1-96, session key aes256-cts-hmac-sha1-96/,
     );
   });
@@ -113,7 +103,7 @@ describe('what AD users hit on the OM path', () => {
 
     const doctor = await runCli(['doctor', ...args], { env: envFor(cc.alice!) });
     expect(doctor.code).toBe(3);
-    const ticket = line(doctor, 'service ticket');
+    const ticket = doctorLine(doctor, 'service ticket');
     expect(ticket.status).toBe('warn');
     expect(ticket.detail).toMatch(/ticket (DEPRECATED:)?arcfour-hmac.*RC4/);
     expect(ticket.fix).toMatch(/kdestroy; kinit/);

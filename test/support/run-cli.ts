@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
 
 export const BIN = fileURLToPath(new URL('../../bin/ozs3', import.meta.url));
 const DIST = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
@@ -56,4 +57,14 @@ export async function runCli(args: string[], opts: RunOptions): Promise<CliResul
     throw new Error(`ozs3 ${args.join(' ')} printed a stack trace or an internal error:\n${stderr}${stdout}`);
   }
   return { code, signal, stdout, stderr, ms: performance.now() - started };
+}
+
+/** One check of `ozs3 doctor`'s report: `status name: detail` and the `fix:` line under it. */
+export function doctorLine(r: CliResult, name: string): { status: string; detail: string; fix?: string } {
+  const lines = r.stdout.split('\n');
+  const at = lines.findIndex((l) => new RegExp(`^(ok {2}|warn|fail|skip) ${name}: `).test(l));
+  expect(at, `${name} in\n${r.stdout}`).toBeGreaterThanOrEqual(0);
+  const [, status, detail] = /^(\S+)\s+[^:]+: (.*)$/.exec(lines[at]!)!;
+  const fix = /^ {2}fix: (.*)$/.exec(lines[at + 1] ?? '')?.[1];
+  return { status: status!, detail: detail!, fix };
 }
