@@ -162,6 +162,11 @@ function minutesApart(a: Date, b: Date): string {
   return `${Math.abs(minutes)} min ${minutes > 0 ? 'ahead of' : 'behind'} this machine`;
 }
 
+/** The fix for an RC4 ticket a JDK 17+ acceptor refuses: AES on the AD account, then a fresh ticket. */
+export function rc4Fix(principal: string): string {
+  return `an AD admin must allow AES on the account of ${principal} (msDS-SupportedEncryptionTypes, e.g. 24) and export its keytab again; then get a fresh ticket: kdestroy; kinit (a cached RC4 ticket stays until then)`;
+}
+
 /**
  * For a refusal of a caller whose name has capitals: AD takes any case at kinit, and the ticket then
  * carries the name as typed, which Ozone compares exactly (`Alice@R` is not the admin `alice@R`).
@@ -190,7 +195,7 @@ export function explainAcceptorFailure(failure: AcceptorFailure): AcceptorCause 
     return {
       code: 'KRB_RC4_REFUSED',
       message: `${who} refuses the encryption type of your ticket for ${principal}: RC4, which JDK 17 and later turn off (${said})`,
-      hint: `an AD admin must allow AES on the account of ${principal} (msDS-SupportedEncryptionTypes, e.g. 24) and export its keytab again; then get a fresh ticket: kdestroy; kinit`,
+      hint: rc4Fix(principal),
     };
   }
   if (/Clock skew/i.test(text) || krbError?.code === 37) {

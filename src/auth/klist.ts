@@ -122,6 +122,23 @@ export function parseKlist(text: string): TicketCacheListing {
   return listing;
 }
 
+/**
+ * The cached service ticket for `principal`. A principal without a realm (`om/host`, the OM
+ * path's default) matches whatever realm the KDC gave it.
+ */
+export function findServiceTicket(listing: TicketCacheListing, principal: string): CachedTicket | undefined {
+  const wanted = principal.toLowerCase().replace(/@$/, '');
+  return listing.tickets.find((t) => {
+    const server = t.server.toLowerCase();
+    return server === wanted || (!wanted.includes('@') && server.startsWith(`${wanted}@`));
+  });
+}
+
+/** An RC4 (arcfour-hmac) ticket or session key: what JDK 17+ acceptors refuse. */
+export function isRc4(ticket: Pick<CachedTicket, 'ticketType' | 'sessionKeyType'>): boolean {
+  return /arcfour|rc4/i.test(`${ticket.ticketType ?? ''} ${ticket.sessionKeyType ?? ''}`);
+}
+
 /** The ticket-granting ticket for the client's own realm, if the cache holds one. */
 export function findTgt(listing: TicketCacheListing): CachedTicket | undefined {
   const realm = listing.principal?.slice(listing.principal.lastIndexOf('@') + 1);

@@ -155,9 +155,8 @@ export function omChecks(ctx: DoctorContext, target: OmTarget): OmCheck[] {
         firstAuthenticated(facts)?.servicePrincipal ??
         nodes.map((node) => facts.refused?.[label(node)]).find((p) => p !== undefined);
       if (!principal) return skipped('service ticket', 'no OM authenticated you (see sasl above)');
-      // Without a realm in the name, klist shows the one the KDC gave: match om/host@ as a prefix.
-      const listed = principal.includes('@') ? principal : `${principal}@`;
-      const types = await serviceTicketTypes(ctx, facts.creds!, listed);
+      // Without a realm in the name, klist shows the one the KDC gave (findServiceTicket matches it).
+      const types = await serviceTicketTypes(ctx, facts.creds!, principal);
       return { result: checkServiceTicket(principal, types, undefined) };
     },
   };

@@ -6,7 +6,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseKlist, runTool } from '../auth/klist.js';
+import { rc4Fix } from '../auth/causes.js';
+import { findServiceTicket, isRc4, parseKlist, runTool } from '../auth/klist.js';
 import { HEADER_LIMITS, authorizationHeaderBytes } from '../rest/answers.js';
 import { ok, skip, warn, type CheckResult } from './check.js';
 import type { DoctorContext } from './context.js';
@@ -19,8 +20,6 @@ export interface TicketTypes {
   server: string;
 }
 
-const RC4 = /arcfour|rc4/i;
-
 /**
  * The service ticket's types, from `klist -e`: in the user's cache (where GSSAPI just stored it),
  * or for a keytab login in a throwaway cache filled by kinit -k and kvno.
@@ -32,10 +31,7 @@ export async function serviceTicketTypes(
 ): Promise<TicketTypes | undefined> {
   const timeout = ctx.timeoutMs;
   const find = (stdout: string) => {
-    const wanted = principal.toLowerCase();
-    const ticket = parseKlist(stdout).tickets.find(
-      (t) => t.server.toLowerCase() === wanted || (wanted.endsWith('@') && t.server.toLowerCase().startsWith(wanted)),
-    );
+    const ticket = findServiceTicket(parseKlist(stdout), principal);
     return ticket?.sessionKeyType && ticket.ticketType
       ? { sessionKeyType: ticket.sessionKeyType, ticketType: ticket.ticketType, server: ticket.server }
       : undefined;
@@ -71,11 +67,8 @@ export function checkServiceTicket(
     // A principal given without its realm (the OM path's default) is shown as the KDC named it.
     const shown = principal.includes('@') ? principal : types.server;
     parts.push(`${shown}: ticket ${types.ticketType}, session key ${types.sessionKeyType}`);
-    if (RC4.test(types.ticketType) || RC4.test(types.sessionKeyType)) {
-      warnings.push({
-        detail: 'RC4, which JDK 17+ acceptors (Ozone, Hadoop) refuse',
-        fix: `an AD admin must allow AES on the account of ${principal} (msDS-SupportedEncryptionTypes, e.g. 24) and export its keytab again; then: kdestroy; kinit (a cached RC4 ticket stays until then)`,
-      });
+    if (isRc4(types)) {
+      warnings.push({ detail: 'RC4, which JDK 17+ acceptors (Ozone, Hadoop) refuse', fix: rc4Fix(shown) });
     }
   } else {
     parts.push(`${principal}: encryption types not listed (klist -e could not show the ticket)`);

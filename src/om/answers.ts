@@ -3,7 +3,7 @@
  * S3RevokeSecretRequest, OMSetSecretRequest, S3SecretRequestHelper) and Hadoop RPC exceptions
  * (RpcResponseHeaderProto ERROR/FATAL: exception class + message) turned into Ozs3Errors.
  */
-import { explainAcceptorFailure, withNameCase } from '../auth/causes.js';
+import { explainAcceptorFailure, rc4Fix, withNameCase } from '../auth/causes.js';
 import { isFieldSet } from '@bufbuild/protobuf';
 import { BinaryReader } from '@bufbuild/protobuf/wire';
 import {
@@ -134,24 +134,16 @@ function cannotVerifyHint(principal: string, rc4Possible: boolean): string {
  */
 export async function withTicketTypes(error: Ozs3Error, principal: string, env: NodeJS.ProcessEnv): Promise<Ozs3Error> {
   if (error.code !== 'OM_CANNOT_VERIFY') return error;
-  const { parseKlist, runTool } = await import('../auth/klist.js');
+  const { findServiceTicket, isRc4, parseKlist, runTool } = await import('../auth/klist.js');
   const listed = await runTool('klist', ['-e'], env, 2_000);
   if (listed.code !== 0) return error;
-  const wanted = principal.toLowerCase();
-  const ticket = parseKlist(listed.stdout).tickets.find((t) => {
-    const server = t.server.toLowerCase();
-    return server === wanted || (!wanted.includes('@') && server.startsWith(`${wanted}@`));
-  });
+  const ticket = findServiceTicket(parseKlist(listed.stdout), principal);
   if (!ticket?.ticketType) return error;
-  const rc4 = /arcfour|rc4/i;
-  if (rc4.test(ticket.ticketType) || rc4.test(ticket.sessionKeyType ?? '')) {
+  if (isRc4(ticket)) {
     return new AuthError(
       'KRB_RC4_REFUSED',
       `the OM refused your ticket for ${ticket.server}, an RC4 ticket (${ticket.ticketType}), which JDK 17 and later turn off (the OM said: ${firstLine((error.cause as OmRemoteError).remoteMessage)})`,
-      {
-        cause: error.cause,
-        hint: `an AD admin must allow AES on the account of ${ticket.server} (msDS-SupportedEncryptionTypes, e.g. 24) and export the OM's keytab again; then get a fresh ticket: kdestroy; kinit`,
-      },
+      { cause: error.cause, hint: rc4Fix(ticket.server) },
     );
   }
   return new AuthError('OM_CANNOT_VERIFY', error.message, {

@@ -196,7 +196,6 @@ export class OmConnection {
       const failure = asOzs3Error(error);
       this.fail(failure);
       if (!this.stepping) this.disposeContext();
-      clearTimeout(timer);
       // With a ticket cache (not a keytab login, whose cache is in memory), the service ticket's
       // types can tell an RC4 refusal apart from the other causes of "GSS initiate failed".
       throw opts.keytab ? failure : await withTicketTypes(failure, this.facts.servicePrincipal, process.env);

@@ -185,11 +185,10 @@ export class RestSecretService implements SecretService {
       if (res.status === 403) {
         this.cookie = undefined;
         // A Hadoop gateway authenticates, then its admin filter refuses: the 403 carries the mutual
-        // token, which names who the gateway took the caller for (a refusal's hint may need it).
-        if (negotiation && extractNegotiateToken(res.headers['www-authenticate']) !== undefined) {
-          const verified = await negotiation.verify(res.headers['www-authenticate']).catch(() => false);
-          if (verified) this.authenticatedPrincipal ??= negotiation.principal;
-        }
+        // token, which names who the gateway took the caller for (a refusal's hint may need it). A
+        // 403 without one, or with one that does not verify, only leaves the name unknown.
+        const verified = await negotiation?.verify(res.headers['www-authenticate']).catch(() => false);
+        if (verified) this.authenticatedPrincipal ??= negotiation!.principal;
       }
       if (negotiation && res.status !== 403) {
         const header = res.headers['www-authenticate'];

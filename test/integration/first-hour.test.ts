@@ -377,6 +377,10 @@ describe('9. help', () => {
     for (const [argv, line] of [
       [['getsecrt'], "ozs3: unknown command 'getsecrt' (did you mean getsecret?)"],
       [['revokesecret', '--yse'], "ozs3: unknown option '--yse' (did you mean --yes?)"],
+      [
+        ['doctor', '--timeout', 'abc'],
+        "ozs3: option '--timeout <seconds>' argument 'abc' is invalid: expected a number of seconds, more than 0 and at most 3600.",
+      ],
     ] as const) {
       const r = await runCli([...argv], { env });
       expect(r.code).toBe(2);

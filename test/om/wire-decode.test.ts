@@ -56,7 +56,13 @@ async function decode(type: string, bytes: Buffer): Promise<string> {
     encoding: 'utf8',
   });
   child.child.stdin!.end(bytes);
-  const text = (await child).stdout;
+  const text = await child.then(
+    (r) => r.stdout,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') throw new Error('protoc not found: apt-get install protobuf-compiler');
+      throw error;
+    },
+  );
   // protoc prints a field the schema does not name by its number ("7: 1"): the bytes were not what
   // the schema says, or the vendored schema lost a field.
   expect(text, `${type} has fields the schema does not name`).not.toMatch(/^\s*\d+(: | \{)/m);

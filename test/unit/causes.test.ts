@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { explainAcceptorFailure, gssReason, mapGssError } from '../../src/auth/causes.js';
 import { findKrbError, krbErrorFromChallenge } from '../../src/auth/krb-error.js';
-import { parseKlist } from '../../src/auth/klist.js';
+import { findServiceTicket, isRc4, parseKlist } from '../../src/auth/klist.js';
 import { headerLimitCause, type Exchange } from '../../src/rest/answers.js';
 import { checkClientName, checkServiceTicket } from '../../src/doctor/ticket-details.js';
 
@@ -149,6 +149,14 @@ describe("doctor's ticket lines", () => {
     expect(listing.tickets[0]).toMatchObject({ sessionKeyType: 'aes256-cts-hmac-sha1-96', ticketType: 'arcfour-hmac' });
     expect(listing.tickets[1]).toMatchObject({ ticketType: 'aes128-cts-hmac-sha1-96' });
     expect(listing.tickets[0]!.renewUntil).toBeInstanceOf(Date);
+    // One finder for doctor and the OM path: exact, any case, or without a realm (the OM default).
+    expect(findServiceTicket(listing, 'HTTP/rc4host@AD.TEST')?.server).toBe('HTTP/rc4host@AD.TEST');
+    expect(findServiceTicket(listing, 'http/RC4HOST@ad.test')?.server).toBe('HTTP/rc4host@AD.TEST');
+    expect(findServiceTicket(listing, 'HTTP/other')?.server).toBe('HTTP/other@AD.TEST');
+    expect(findServiceTicket(listing, 'HTTP/other@')?.server).toBe('HTTP/other@AD.TEST');
+    expect(findServiceTicket(listing, 'HTTP/rc4')).toBeUndefined();
+    expect(isRc4(listing.tickets[0]!)).toBe(true);
+    expect(isRc4(listing.tickets[1]!)).toBe(false);
   });
 
   it('warns on RC4 and on a token over common header limits', () => {
