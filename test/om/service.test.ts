@@ -204,7 +204,10 @@ describe('one connection, many calls', () => {
     expect(secrets.map((s) => s.awsAccessKey)).toEqual(users);
     for (const s of secrets) expect(s.awsSecret).toBe(om.secrets.get(s.awsAccessKey));
     expect(om.connections).toBe(1);
-    expect(done[0]).toBe('user39@FAKE.TEST');
+    // The last call (3 ms) is answered long before the first (120 ms); exactly which answer comes
+    // first depends on when each frame arrived (CI saw user36 first), so judge only the far ends.
+    expect(done.indexOf('user39@FAKE.TEST')).toBeLessThan(done.indexOf('user0@FAKE.TEST'));
+    expect(done).not.toEqual(users);
     expect(new Set(om.calls.map((c) => c.callId)).size).toBe(40);
     expect(om.violations).toEqual([]);
   });
