@@ -70,7 +70,10 @@ export interface ApacheGateway extends AsyncDisposable {
   secrets(): Promise<Record<string, string>>;
   /** Replaces the store (for setting up state); keeps the file's owner so the CGI can still write it. */
   setSecrets(data: Record<string, string>): Promise<void>;
-  /** httpd's access log: `METHOD URI+QUERY STATUS REMOTE_USER` per request, 401 challenges included. */
+  /**
+   * httpd's access log: `METHOD URI+QUERY STATUS REMOTE_USER` per request, 401 challenges included;
+   * httpd's own dummy connections left out.
+   */
   accessLog(): Promise<string[]>;
   /** The CGI's log of authenticated requests it handled. */
   cgiLog(): Promise<CgiLogEntry[]>;
@@ -400,7 +403,9 @@ function createHandle(
       // In place (not rename): the file keeps its owner, so the CGI (nobody, under root) can still write it.
       await writeFile(storePath, `${JSON.stringify(data)}\n`);
     },
-    accessLog: () => settledLines(join(dir, 'logs', 'access.log')),
+    // httpd wakes its idle children with "OPTIONS *" to itself (its dummy connection): not a client's.
+    accessLog: async () =>
+      (await settledLines(join(dir, 'logs', 'access.log'))).filter((l) => !l.startsWith('OPTIONS * ')),
     async cgiLog() {
       return (await readLines(cgiLogPath)).map((l) => JSON.parse(l) as CgiLogEntry);
     },
