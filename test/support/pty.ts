@@ -25,7 +25,10 @@ export function onPty(
   command: string,
   opts: { env: Record<string, string>; steps?: PtyStep[]; cols?: number; cwd?: string; timeoutMs?: number },
 ): Promise<PtyResult> {
-  const sized = opts.cols ? `stty cols ${opts.cols} rows 50; ${command}` : command;
+  // `noflsh`: on Ctrl-C the tty driver otherwise discards output the program wrote and the reader
+  // (here `script`) had not read yet, so a line ozs3 printed could be missing from `screen`.
+  // A terminal emulator reads at once; a loaded test machine may not (CI saw one revoke line gone).
+  const sized = `stty noflsh${opts.cols ? ` cols ${opts.cols} rows 50` : ''}; ${command}`;
   return new Promise((resolve, reject) => {
     const child = spawn('script', ['-qefc', sized, '/dev/null'], {
       env: opts.env,
