@@ -9,10 +9,9 @@
  *   5. a realm written in lower case in krb5.conf
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAdRealm, type AdRealm } from '../support/ad-realm.js';
+import { cacheEnv, startAdRealm, type AdRealm } from '../support/ad-realm.js';
 import { startApacheGateway } from '../support/apache-gateway.js';
 import { JETTY_DEFAULT_REQUEST_HEADER_SIZE, startJdkGateway, type JdkGateway } from '../support/jdk-gateway.js';
-import { withEnv } from '../support/realm.js';
 import { assertBuilt, doctorLine, runCli } from '../support/run-cli.js';
 
 let ad: AdRealm;
@@ -32,7 +31,7 @@ afterAll(async () => {
 });
 
 function envFor(ccache: string, extra: Record<string, string> = {}): Record<string, string> {
-  return withEnv(ad, { KRB5CCNAME: ccache, KRB5_CLIENT_KTNAME: '', ...extra });
+  return cacheEnv(ad, ccache, extra);
 }
 
 describe('1. RC4 service tickets', () => {

@@ -11,7 +11,7 @@ import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAdRealm, withEnv, type AdRealm } from '../support/ad-realm.js';
+import { cacheEnv, startAdRealm, type AdRealm } from '../support/ad-realm.js';
 import { startApacheGateway, type ApacheGateway } from '../support/apache-gateway.js';
 import { startGateway, type Gateway } from '../support/gateway.js';
 import { assertBuilt, runCli, type CliResult } from '../support/run-cli.js';
@@ -46,7 +46,7 @@ afterAll(async () => {
 
 /** The env for a ticket-cache user (KRB5_CLIENT_KTNAME empty: ozs3 reads it as keytab login). */
 function envFor(ccache: string, extra: Record<string, string> = {}): Record<string, string> {
-  return withEnv(realm, { KRB5CCNAME: ccache, KRB5_CLIENT_KTNAME: '', ...extra });
+  return cacheEnv(realm, ccache, extra);
 }
 
 function klistPrincipal(ccache: string): Promise<string> {
@@ -211,7 +211,7 @@ describe.each([
 
   it('logs in from an exported keytab (--keytab, --principal) without a ticket cache', async () => {
     const r = await ozs3(['getsecret', '--json', '--keytab', svcKeytab, '--principal', `svc@${REALM}`], {
-      ...withEnv(realm, { KRB5CCNAME: `FILE:${join(realm.dir, 'no-such-cache')}`, KRB5_CLIENT_KTNAME: '' }),
+      ...cacheEnv(realm, `FILE:${join(realm.dir, 'no-such-cache')}`),
     });
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).awsAccessKey).toBe(`svc@${REALM}`);

@@ -12,7 +12,7 @@
  * the same skew with a KRB-ERROR in its 401).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAdRealm, type AdRealm } from '../support/ad-realm.js';
+import { cacheEnv, startAdRealm, type AdRealm } from '../support/ad-realm.js';
 import { startApacheGateway } from '../support/apache-gateway.js';
 import {
   buildJdkGateway,
@@ -25,7 +25,7 @@ import {
   type JdkGateway,
   type WireAnswer,
 } from '../support/jdk-gateway.js';
-import { startRealm, withEnv, type Realm } from '../support/realm.js';
+import { startRealm, type Realm } from '../support/realm.js';
 import { assertBuilt, runCli, type CliResult } from '../support/run-cli.js';
 
 interface Setup {
@@ -40,7 +40,7 @@ let ad: AdRealm;
 const timings: string[] = [];
 
 function envFor(realm: Realm, ccache: string, extra: Record<string, string> = {}): Record<string, string> {
-  return withEnv(realm, { KRB5CCNAME: ccache, KRB5_CLIENT_KTNAME: '', ...extra });
+  return cacheEnv(realm, ccache, extra);
 }
 
 async function setUp(realm: Realm, kind: 'MIT' | 'AD'): Promise<Setup> {
@@ -148,7 +148,7 @@ describe.each(['MIT', 'AD'] as const)('the built CLI against the JDK-GSS gateway
     const r = await runCli(
       ['getsecret', '--json', '--endpoint', gw.url, '--keytab', svcKeytab, '--principal', `svc@${realm.name}`],
       {
-        env: withEnv(realm, { KRB5CCNAME: `FILE:${realm.dir}/no-such-cache`, KRB5_CLIENT_KTNAME: '' }),
+        env: cacheEnv(realm, `FILE:${realm.dir}/no-such-cache`),
       },
     );
     expect(r.code, r.stderr).toBe(0);

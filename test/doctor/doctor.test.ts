@@ -10,7 +10,7 @@ import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRealm, withEnv, type Realm } from '../support/realm.js';
+import { cacheEnv, startRealm, type Realm } from '../support/realm.js';
 import { startGateway, type Gateway } from '../support/gateway.js';
 import { assertBuilt, runCli, type CliResult } from '../support/run-cli.js';
 
@@ -118,8 +118,7 @@ afterAll(async () => {
 });
 
 function envFor(ccache: string, extra: Record<string, string> = {}): Record<string, string> {
-  // KRB5_CLIENT_KTNAME empty: a ticket-cache user, as ozs3 reads it (a non-empty one means keytab login).
-  return withEnv(realm, { KRB5CCNAME: ccache, KRB5_CLIENT_KTNAME: '', ...extra });
+  return cacheEnv(realm, ccache, extra);
 }
 
 function doctor(args: string[], env: Record<string, string> = envFor(aliceCc)): Promise<CliResult> {

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startRealm, withEnv, type Realm } from '../support/realm.js';
+import { cacheEnv, withEnv, startRealm, type Realm } from '../support/realm.js';
 import { startGateway, type Gateway } from '../support/gateway.js';
 import { assertBuilt, runCli, type CliResult } from '../support/run-cli.js';
 
@@ -41,7 +41,7 @@ const users = (n: number, prefix = 'svc') =>
 
 function admin(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
   return runCli([...args, '--endpoint', gw.url], {
-    env: opts.env ?? withEnv(realm, { KRB5CCNAME: adminCc, KRB5_CLIENT_KTNAME: '' }),
+    env: opts.env ?? cacheEnv(realm, adminCc),
     input: opts.input,
   });
 }
@@ -113,7 +113,7 @@ describe('several users in one run', () => {
     // alice is not an admin: every user fails with 403, except that none may be revoked or created.
     await realm.kinit('alice', { password: 'pw-alice', ccache: 'cc-alice' });
     const r = await admin(['getsecret', '-u', 'x', '-u', 'y', '--json'], {
-      env: withEnv(realm, { KRB5CCNAME: `FILE:${join(realm.dir, 'cc-alice')}`, KRB5_CLIENT_KTNAME: '' }),
+      env: cacheEnv(realm, `FILE:${join(realm.dir, 'cc-alice')}`),
     });
     expect(r.code).toBe(4);
     expect(ndjson(r.stdout).map((l) => (l.error as { code: string }).code)).toEqual(['FORBIDDEN', 'FORBIDDEN']);
@@ -143,7 +143,7 @@ describe('several users in one run', () => {
 
   it('masks every secret for GitHub Actions on stderr, before stdout carries it', async () => {
     const r = await admin(['getsecret', '-u', 'g1', '-u', 'g2', '--json'], {
-      env: withEnv(realm, { KRB5CCNAME: adminCc, KRB5_CLIENT_KTNAME: '', GITHUB_ACTIONS: 'true' }),
+      env: cacheEnv(realm, adminCc, { GITHUB_ACTIONS: 'true' }),
     });
     expect(r.code, r.stderr).toBe(0);
     for (const line of ndjson(r.stdout)) expect(r.stderr).toContain(`::add-mask::${line.awsSecret as string}\n`);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startRealm, withEnv, type Realm } from '../support/realm.js';
+import { cacheEnv, withEnv, startRealm, type Realm } from '../support/realm.js';
 import { startGateway, type Gateway } from '../support/gateway.js';
 import { assertBuilt, runCli, type CliResult } from '../support/run-cli.js';
 
@@ -42,8 +42,7 @@ beforeEach(async () => {
 });
 
 function envFor(user: string, extra: Record<string, string> = {}): Record<string, string> {
-  // KRB5_CLIENT_KTNAME empty: a ticket-cache user, not keytab login.
-  return withEnv(realm, { KRB5CCNAME: ccache[user] ?? 'FILE:/nonexistent/cc', KRB5_CLIENT_KTNAME: '', ...extra });
+  return cacheEnv(realm, ccache[user] ?? 'FILE:/nonexistent/cc', extra);
 }
 
 function ozs3(
@@ -247,7 +246,7 @@ describe('Kerberos', () => {
     const otherCc = await other.kinit('alice', { password: 'pw' });
     await using otherGw = await startGateway(other);
     const privateTmp = mkdtempSync(join(tmpdir(), 'ozs3-tmp-'));
-    const env = withEnv(other, { KRB5CCNAME: otherCc, KRB5_CLIENT_KTNAME: '', TMPDIR: privateTmp });
+    const env = cacheEnv(other, otherCc, { TMPDIR: privateTmp });
     const mapped = await runCli(['getsecret', '--endpoint', otherGw.url, '--retries', '0'], { env });
     expectCleanFailure(mapped, 3, /ELSEWHERE\.TEST/);
     const pinned = await runCli(['getsecret', '--endpoint', otherGw.url, '--spn', `HTTP/localhost@${other.name}`], {
@@ -269,7 +268,7 @@ describe('Kerberos', () => {
     const cacheFile = join(realm.dir, 'must-not-exist');
     const before = readdirSync(realm.dir).sort();
     const r = await ozs3('svc', ['getsecret', '--keytab', svcKeytab, '--principal', `svc@${realm.name}`, '--json'], {
-      env: withEnv(realm, { KRB5CCNAME: `FILE:${cacheFile}`, KRB5_CLIENT_KTNAME: '' }),
+      env: cacheEnv(realm, `FILE:${cacheFile}`),
     });
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).awsAccessKey).toBe(`svc@${realm.name}`);
@@ -287,7 +286,7 @@ describe('Kerberos', () => {
 
   it('exits 3 naming the keytab when it cannot log in from it', async () => {
     const r = await ozs3('svc', ['getsecret', '--keytab', svcKeytab, '--principal', `ghost@${realm.name}`], {
-      env: withEnv(realm, { KRB5CCNAME: 'FILE:/nonexistent/cc', KRB5_CLIENT_KTNAME: '' }),
+      env: cacheEnv(realm, 'FILE:/nonexistent/cc'),
     });
     expectCleanFailure(r, 3, /keytab/, /klist -kt/);
   });

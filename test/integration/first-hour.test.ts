@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from '
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRealm, withEnv, type Realm } from '../support/realm.js';
+import { cacheEnv, startRealm, type Realm } from '../support/realm.js';
 import { startGateway, type Gateway } from '../support/gateway.js';
 import { startApacheGateway, type ApacheGateway } from '../support/apache-gateway.js';
 import { BIN, STACK_TRACE, assertBuilt, runCli } from '../support/run-cli.js';
@@ -42,7 +42,7 @@ afterAll(async () => {
 });
 
 function envFor(user: string, extra: Record<string, string> = {}): Record<string, string> {
-  return withEnv(realm, { KRB5CCNAME: cc[user]!, KRB5_CLIENT_KTNAME: '', ...extra });
+  return cacheEnv(realm, cc[user]!, extra);
 }
 
 /** Runs `ozs3 ARGS` through bash with redirections/pipes as a user types them. */

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startRealm, withEnv, type Realm } from '../support/realm.js';
+import { cacheEnv, startRealm, type Realm } from '../support/realm.js';
 import { startGateway, type Gateway } from '../support/gateway.js';
 import { startOmServer, ozoneSiteProps, writeOzoneSite, type OmServer } from '../support/om-server.js';
 import { assertBuilt, runCli, type CliResult } from '../support/run-cli.js';
@@ -90,7 +90,7 @@ async function connections() {
 
 function run(user: string, args: string[], conf: string, input?: string): Promise<CliResult> {
   return runCli(args, {
-    env: withEnv(realm, { KRB5CCNAME: ccache[user]!, KRB5_CLIENT_KTNAME: '', OZONE_CONF_DIR: conf }),
+    env: cacheEnv(realm, ccache[user]!, { OZONE_CONF_DIR: conf }),
     input,
   });
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startRealm, withEnv, type Realm } from '../support/realm.js';
+import { cacheEnv, withEnv, startRealm, type Realm } from '../support/realm.js';
 import { startGateway, type Gateway } from '../support/gateway.js';
 import {
   startOmServer,
@@ -101,8 +101,7 @@ async function closedConnectionsOf(server: OmServer = om) {
 }
 
 function envFor(user: string, extra: Record<string, string> = {}): Record<string, string> {
-  // KRB5_CLIENT_KTNAME empty: a ticket-cache user, not keytab login.
-  return withEnv(realm, { KRB5CCNAME: ccache[user] ?? 'FILE:/nonexistent/cc', KRB5_CLIENT_KTNAME: '', ...extra });
+  return cacheEnv(realm, ccache[user] ?? 'FILE:/nonexistent/cc', extra);
 }
 
 /** `ozs3 ARGS --om localhost:PORT` as `user` (their ticket cache). */
@@ -619,7 +618,7 @@ describe('scripted use over the OM', () => {
           '2',
         ],
         {
-          env: withEnv(realm, { KRB5CCNAME: ccache.admin!, KRB5_CLIENT_KTNAME: '' }),
+          env: cacheEnv(realm, ccache.admin!),
           stdio: ['ignore', 'pipe', 'pipe'],
         },
       );
@@ -652,7 +651,7 @@ describe('scripted use over the OM', () => {
   it('logs in from a keytab (--keytab / KRB5_CLIENT_KTNAME) and leaves no ticket cache behind', async () => {
     const cacheFile = join(realm.dir, 'must-not-exist');
     const before = readdirSync(realm.dir).sort();
-    const env = withEnv(realm, { KRB5CCNAME: `FILE:${cacheFile}`, KRB5_CLIENT_KTNAME: '' });
+    const env = cacheEnv(realm, `FILE:${cacheFile}`);
     const r = await ozs3('svc', ['getsecret', '--keytab', svcKeytab, '--principal', realm.principal('svc'), '--json'], {
       env,
     });

@@ -18,7 +18,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRealm, withEnv, type Realm } from '../support/realm.js';
+import { cacheEnv, startRealm, type Realm } from '../support/realm.js';
 import { startGateway, type Gateway } from '../support/gateway.js';
 import { assertBuilt, runCli, type CliResult } from '../support/run-cli.js';
 
@@ -91,7 +91,7 @@ function freshHome(): { home: string; config: string; credentials: string; env: 
   const credentials = join(home, '.aws', 'credentials');
   writeFileSync(config, CONFIG);
   writeFileSync(credentials, CREDENTIALS, { mode: 0o600 });
-  return { home, config, credentials, env: withEnv(realm, { HOME: home, KRB5CCNAME: cc, KRB5_CLIENT_KTNAME: '' }) };
+  return { home, config, credentials, env: cacheEnv(realm, cc, { HOME: home }) };
 }
 
 function ozs3(env: Record<string, string>, args: string[]): Promise<CliResult> {

@@ -11,7 +11,7 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRealm, withEnv, type Realm } from '../support/realm.js';
+import { cacheEnv, startRealm, type Realm } from '../support/realm.js';
 import { startOmServer, type OmServer } from '../support/om-server.js';
 import { assertBuilt, runCli } from '../support/run-cli.js';
 
@@ -121,7 +121,7 @@ describe('a getsecret session on the wire, read by protoc', () => {
   it('every frame of both directions decodes completely, in the order Hadoop RPC prescribes', async () => {
     const cc = await realm.kinit('alice', { password: 'pw-alice', ccache: 'cc-wire' });
     const r = await runCli(['getsecret', '--om', `localhost:${relayPort}`], {
-      env: withEnv(realm, { KRB5CCNAME: cc, KRB5_CLIENT_KTNAME: '' }),
+      env: cacheEnv(realm, cc),
     });
     expect(r.code, r.stderr).toBe(0);
 

@@ -34,9 +34,16 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDaemon, type Daemon } from './daemon.js';
-import { withEnv, type AddPrincipalOptions, type KinitOptions, type Realm, type ToolResult } from './realm.js';
+import {
+  cacheEnv,
+  withEnv,
+  type AddPrincipalOptions,
+  type KinitOptions,
+  type Realm,
+  type ToolResult,
+} from './realm.js';
 
-export { withEnv };
+export { cacheEnv, withEnv };
 
 /** What `msDS-SupportedEncryptionTypes` says: RC4 only (4), AES only (24), a raw value, or no value at all. */
 export type EncTypes = 'rc4' | 'aes' | 'unset' | number;

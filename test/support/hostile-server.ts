@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import { withEnv, type Realm } from './realm.js';
+import { cacheEnv, type Realm } from './realm.js';
 
 export interface HostileRequest {
   seq: number;
@@ -320,7 +320,7 @@ export const EMPTY_ACCEPT_TOKEN = Buffer.from('a1073005a0030a0100', 'hex').toStr
 export async function prepareClientRealm(realm: Realm): Promise<Record<string, string>> {
   await realm.addPrincipal('alice', { password: 'pw-alice' });
   await realm.addPrincipal('HTTP/localhost', { randkey: true });
-  return withEnv(realm, { KRB5CCNAME: await realm.kinit('alice', { password: 'pw-alice' }), KRB5_CLIENT_KTNAME: '' });
+  return cacheEnv(realm, await realm.kinit('alice', { password: 'pw-alice' }));
 }
 
 // ---- what every hostile case must show ----------------------------------------------------

@@ -139,6 +139,18 @@ export function withEnv(realm: Pick<Realm, 'env' | 'dir'>, extra: Record<string,
   };
 }
 
+/**
+ * The env of a ticket-cache user in the realm: KRB5CCNAME set, KRB5_CLIENT_KTNAME empty (to ozs3 a
+ * non-empty one means a keytab login).
+ */
+export function cacheEnv(
+  realm: Pick<Realm, 'env' | 'dir'>,
+  ccache: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return withEnv(realm, { KRB5CCNAME: ccache, KRB5_CLIENT_KTNAME: '', ...extra });
+}
+
 function runFile(file: string, args: string[], env: Record<string, string>, input?: string): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
