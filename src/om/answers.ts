@@ -140,9 +140,10 @@ export async function withTicketTypes(error: Ozs3Error, principal: string, env: 
   const ticket = findServiceTicket(parseKlist(listed.stdout), principal);
   if (!ticket?.ticketType) return error;
   if (isRc4(ticket)) {
+    const said = error.cause instanceof OmRemoteError ? ` (the OM said: ${firstLine(error.cause.remoteMessage)})` : '';
     return new AuthError(
       'KRB_RC4_REFUSED',
-      `the OM refused your ticket for ${ticket.server}, an RC4 ticket (${ticket.ticketType}), which JDK 17 and later turn off (the OM said: ${firstLine((error.cause as OmRemoteError).remoteMessage)})`,
+      `the OM refused your ticket for ${ticket.server}, an RC4 ticket (${ticket.ticketType}), which JDK 17 and later turn off${said}`,
       { cause: error.cause, hint: rc4Fix(ticket.server) },
     );
   }

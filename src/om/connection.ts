@@ -196,8 +196,9 @@ export class OmConnection {
       const failure = asOzs3Error(error);
       this.fail(failure);
       if (!this.stepping) this.disposeContext();
-      // With a ticket cache (not a keytab login, whose cache is in memory), the service ticket's
-      // types can tell an RC4 refusal apart from the other causes of "GSS initiate failed".
+      // With a ticket cache, the service ticket's types can tell an RC4 refusal apart from the other
+      // causes of "GSS initiate failed". A keytab login's MEMORY cache is out of klist's reach: no
+      // klist run for it.
       throw opts.keytab ? failure : await withTicketTypes(failure, this.facts.servicePrincipal, process.env);
     } finally {
       clearTimeout(timer);

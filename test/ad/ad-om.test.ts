@@ -4,14 +4,13 @@
  * hit there, through the built CLI and doctor:
  *   - an RC4 service ticket (an account without AES): the JDK refuses it;
  *   - an OM host whose clock is 10 minutes ahead;
- *   - an OM keytab older than the account's key (wrong key version).
+ *   - an OM keytab older than the account’s key (wrong key version: its password was reset).
  * Hadoop's server sends only "GSS initiate failed" for all three (the cause stays in its log), so
  * ozs3 names what it can see from here (the ticket's types) and the rest in order of likelihood.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAdRealm, type AdRealm } from '../support/ad-realm.js';
+import { cacheEnv, startAdRealm, type AdRealm } from '../support/ad-realm.js';
 import { startOmServer, type OmServer } from '../support/om-server.js';
-import { withEnv } from '../support/realm.js';
 import { assertBuilt, doctorLine, runCli } from '../support/run-cli.js';
 import { expectCleanFailure } from '../support/om-cli.js';
 
@@ -32,7 +31,7 @@ afterAll(async () => {
 });
 
 function envFor(ccache: string, extra: Record<string, string> = {}): Record<string, string> {
-  return withEnv(ad, { KRB5CCNAME: ccache, KRB5_CLIENT_KTNAME: '', ...extra });
+  return cacheEnv(ad, ccache, extra);
 }
 
 const omFlag = (server: OmServer) => ['--om', `localhost:${server.nodes[0]!.port}`];
@@ -59,6 +58,8 @@ describe('OM RPC with tickets from the AD KDC', () => {
     expect(JSON.parse(admin.stdout)).toMatchObject({ awsAccessKey: 'bob' });
     const alice = await runCli(['getsecret', ...omFlag(om), '-u', 'bob'], { env: envFor(cc.alice!) });
     expectCleanFailure(alice, 4, /^ozs3: forbidden: the OM refused/);
+    // Her name is in lower case: the refusal's hint does not blame the name's case.
+    expect(alice.stderr).not.toMatch(/compares names exactly/);
 
     const keytab = await ad.writeKeytab(['bob'], 'bob.keytab');
     const fromKeytab = await runCli(
@@ -107,6 +108,20 @@ describe('what AD users hit on the OM path', () => {
     expect(ticket.status).toBe('warn');
     expect(ticket.detail).toMatch(/ticket (DEPRECATED:)?arcfour-hmac.*RC4/);
     expect(ticket.fix).toMatch(/kdestroy; kinit/);
+
+    // A keytab login's tickets live in the process's MEMORY cache, out of klist's reach: the hint
+    // stays general and points at doctor, never at the user's own cache (alice's, which holds an
+    // RC4 ticket for this OM but is not what was sent).
+    const keytab = await ad.writeKeytab(['bob'], 'bob-rc4.keytab');
+    const fromKeytab = await runCli(['getsecret', ...args, '--keytab', keytab, '--principal', `bob@${ad.name}`], {
+      env: envFor(cc.alice!),
+    });
+    expectCleanFailure(
+      fromKeytab,
+      3,
+      /^ozs3: the OM could not verify your Kerberos ticket/,
+      /ozs3 doctor shows whether your ticket is RC4/,
+    );
   });
 
   it('an OM whose clock is 10 minutes ahead: the hint names the clock beside the keytab', async () => {
@@ -120,5 +135,28 @@ describe('what AD users hit on the OM path', () => {
     expect(r.stderr).not.toMatch(/RC4/);
     expect(await skewed.requests()).toEqual([]);
     expect((await skewed.connections()).flatMap((c) => c.errors).join('\n')).toMatch(/Clock skew too great/);
+  });
+
+  it('an OM keytab older than its account’s key: the hint names the key version (kvno), not RC4', async () => {
+    await ad.addPrincipal('om/oldkeyhost', { randkey: true });
+    await using stale = await startOmServer(ad, { principal: 'om/oldkeyhost' });
+    // The account's password is reset after the OM's keytab was exported: the KDC now issues
+    // tickets for a key the OM does not hold.
+    const account = await ad.account('om/oldkeyhost');
+    await ad.sambaTool(['user', 'setpassword', account!.sAMAccountName, '--random-password']);
+    const r = await runCli(['getsecret', ...omFlag(stale), '--spn', `om/oldkeyhost@${ad.name}`], {
+      env: envFor(cc.alice!),
+    });
+    expectCleanFailure(
+      r,
+      3,
+      /^ozs3: the OM could not verify your Kerberos ticket for om\/oldkeyhost@AD\.OZS3\.TEST \(GSS initiate failed\)$/,
+      /compare kvno om\/oldkeyhost@AD\.OZS3\.TEST with klist -kt on the OM/,
+    );
+    expect(r.stderr).not.toMatch(/RC4/);
+    expect(await stale.requests()).toEqual([]);
+    expect((await stale.connections()).flatMap((c) => c.errors).join('\n')).toMatch(
+      /key version|Specified version of key|Checksum failed|Cannot find key/i,
+    );
   });
 });

@@ -1,6 +1,6 @@
 /** Kerberos causes read from what servers send back: KRB-ERRORs, JDK texts, header limits; doctor's ticket lines. */
 import { describe, expect, it } from 'vitest';
-import { explainAcceptorFailure, gssReason, mapGssError } from '../../src/auth/causes.js';
+import { explainAcceptorFailure, gssReason, mapGssError, withNameCase } from '../../src/auth/causes.js';
 import { findKrbError, krbErrorFromChallenge } from '../../src/auth/krb-error.js';
 import { findServiceTicket, isRc4, parseKlist } from '../../src/auth/klist.js';
 import { headerLimitCause, type Exchange } from '../../src/rest/answers.js';
@@ -234,5 +234,16 @@ describe('client-side GSS failures', () => {
     });
     expect(e.message).toMatch(/^no Kerberos ticket for bob@EX\.COM \(--principal\)/);
     expect(e.hint).toMatch(/^kinit bob@EX\.COM/);
+  });
+});
+
+describe('withNameCase', () => {
+  it('adds the case and kinit -C only for a caller whose name (not realm) has capitals', () => {
+    expect(withNameCase('only admins', 'Admin@AD.TEST')).toBe(
+      'only admins; you are Admin@AD.TEST, and Ozone compares names exactly (AD takes any case at kinit): if the KDC keeps it in lower case, kinit -C Admin@AD.TEST',
+    );
+    expect(withNameCase('only admins', 'admin@AD.TEST')).toBe('only admins');
+    expect(withNameCase('only admins', 'svc/Host@AD.TEST')).toMatch(/kinit -C svc\/Host@AD\.TEST$/);
+    expect(withNameCase('only admins', undefined)).toBe('only admins');
   });
 });
